@@ -1,0 +1,1 @@
+//! The auth0 backend of authmigrate.

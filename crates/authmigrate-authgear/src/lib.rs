@@ -1,0 +1,1 @@
+//! The authgear backend of authmigrate.
