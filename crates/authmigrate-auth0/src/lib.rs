@@ -1,1 +1,9 @@
 //! The auth0 backend of authmigrate.
+//!
+//! - [`format`]: Auth0's bulk-import, export and password-hash-export shapes, mapped
+//!   to and from the neutral [`UserRecord`](authmigrate_core::UserRecord).
+//! - [`validate`]: offline checks of a bulk-import file against Auth0's schema
+//!   (`authmigrate validate --for auth0`).
+
+pub mod format;
+pub mod validate;

@@ -1,0 +1,749 @@
+//! Authgear's file formats and their mapping to and from the neutral [`UserRecord`].
+//!
+//! - [`to_import_record`]: neutral → one record of a User Import API body
+//!   (`POST /_api/admin/users/import`); [`body_envelope`] gives the bytes around the
+//!   records array.
+//! - [`from_import_record`]: an import record → neutral (the inverse).
+//! - [`from_export_record`]: one line of an Authgear user export (NDJSON) → neutral.
+//!
+//! Nothing here does I/O or HTTP. Field-by-field notes are in `docs/mapping.md`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use authmigrate_core::backend::RecordFailure;
+use authmigrate_core::record::{
+    Address, HashAlgorithm, JsonObject, MfaFactor, PasswordHash, UserRecord,
+};
+use authmigrate_core::secret::Secret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The login ID an import body matches users on (`identifier`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identifier {
+    /// `email`.
+    #[default]
+    Email,
+    /// `phone_number`.
+    PhoneNumber,
+    /// `preferred_username`.
+    PreferredUsername,
+}
+
+impl Identifier {
+    /// Every identifier.
+    pub const ALL: [Self; 3] = [Self::Email, Self::PhoneNumber, Self::PreferredUsername];
+
+    /// The wire name, which is also the record field it names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::PhoneNumber => "phone_number",
+            Self::PreferredUsername => "preferred_username",
+        }
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Identifier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| format!("unknown identifier `{s}`: expected `email`, `phone_number` or `preferred_username`"))
+    }
+}
+
+/// Options of [`to_import_record`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthgearMapOptions {
+    /// The body's `identifier`: its field is required in every record.
+    pub identifier: Identifier,
+    /// `--custom-attribute SRC=DST`: a metadata path (`user_metadata.plan`,
+    /// `app_metadata.tier.name`) → the name of a custom attribute declared in the
+    /// project. A path without a `user_metadata.`/`app_metadata.` prefix is looked up
+    /// in `user_metadata`, then `app_metadata`.
+    pub custom_attributes: Vec<(String, String)>,
+}
+
+/// One record mapped to Authgear's JSON, with what was left out.
+#[derive(Clone, PartialEq)]
+pub struct Mapped {
+    /// The JSON object, keys in a fixed order.
+    pub json: Value,
+    /// One message per field that could not be carried over.
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The JSON holds password hashes and TOTP secrets: never print it.
+        let keys: Vec<&str> = self
+            .json
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        f.debug_struct("Mapped")
+            .field("keys", &keys)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+/// A field of a provider record that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {reason}")]
+pub struct FieldError {
+    /// The field path (`mfa.totps[0].secret`).
+    pub field: String,
+    /// What is wrong. Never contains a secret value.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The exact bytes around the records array of an import body:
+/// `prefix + [rec,rec,...] + suffix` is the whole body, for example
+/// `{"identifier":"email","upsert":false,"records":` and `}`.
+pub fn body_envelope(identifier: Identifier, upsert: bool) -> (String, String) {
+    (
+        format!(
+            "{{\"identifier\":\"{}\",\"upsert\":{},\"records\":",
+            identifier.as_str(),
+            upsert
+        ),
+        "}".to_owned(),
+    )
+}
+
+fn put_str(out: &mut Map<String, Value>, w: &mut Vec<String>, key: &str, v: Option<&str>) {
+    match v {
+        None => {}
+        Some("") => w.push(format!(
+            "`{key}` is empty: left out (Authgear rejects empty strings)"
+        )),
+        Some(s) => {
+            out.insert(key.to_owned(), Value::String(s.to_owned()));
+        }
+    }
+}
+
+/// Lower-cases a login ID, with a warning when that changes it.
+fn put_login_id(out: &mut Map<String, Value>, w: &mut Vec<String>, key: &str, v: Option<&str>) {
+    if let Some(s) = v.filter(|s| !s.is_empty()) {
+        let lower = s.to_lowercase();
+        if lower != s {
+            w.push(format!(
+                "`{key}` lower-cased: Authgear login IDs are case-insensitive by default"
+            ));
+        }
+        out.insert(key.to_owned(), Value::String(lower));
+    } else {
+        put_str(out, w, key, v);
+    }
+}
+
+/// Checks that a hash can be imported into Authgear and returns the bcrypt string.
+fn authgear_bcrypt(hash: &PasswordHash) -> Result<&Secret, RecordFailure> {
+    let unsupported = |what: &str| {
+        RecordFailure::new(
+            "UNSUPPORTED_HASH",
+            format!("`password`: Authgear imports bcrypt only; {what} hashes cannot be imported"),
+        )
+    };
+    if hash.algorithm != HashAlgorithm::Bcrypt {
+        return Err(unsupported(&format!("`{}`", hash.algorithm.as_str())));
+    }
+    if hash.salt.is_some() {
+        return Err(unsupported("bcrypt with a separate `salt`"));
+    }
+    if hash.password.is_some()
+        || hash
+            .hash
+            .encoding
+            .is_some_and(|e| e != authmigrate_core::record::Encoding::Utf8)
+    {
+        return Err(unsupported("re-encoded bcrypt"));
+    }
+    let value = &hash.hash.value;
+    let bad = |reason: String| {
+        RecordFailure::new(
+            "INVALID_RECORD",
+            format!("`password.password_hash`: {reason}"),
+        )
+    };
+    if !matches!(hash.bcrypt_version(), Some("2a" | "2b" | "2y")) {
+        return Err(bad(
+            "bcrypt hash must start with `$2a$`, `$2b$` or `$2y$`".into()
+        ));
+    }
+    match hash.bcrypt_cost() {
+        Some(c) if (4..=31).contains(&c) => {}
+        Some(c) => return Err(bad(format!("bcrypt cost {c} is outside 4..31"))),
+        None => return Err(bad("bcrypt hash has no two-digit cost".into())),
+    }
+    if value.len() < 59 {
+        return Err(bad(format!(
+            "bcrypt hash is too short ({} characters)",
+            value.len()
+        )));
+    }
+    Ok(value)
+}
+
+/// Looks a dotted path up in a JSON object.
+fn lookup<'a>(obj: &'a JsonObject, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut cur = obj.get(parts.next()?)?;
+    for p in parts {
+        cur = cur.as_object()?.get(p)?;
+    }
+    Some(cur)
+}
+
+/// Maps a neutral record to one record of an Authgear import body.
+///
+/// Keys come in a fixed order: `email`, `email_verified`, `preferred_username`,
+/// `name`, `nickname`, `password`, then `phone_number`, `phone_number_verified`,
+/// `given_name`, `family_name`, `middle_name`, `picture`, `profile`, `website`,
+/// `gender`, `birthdate`, `zoneinfo`, `locale`, `address`, `custom_attributes`,
+/// `roles`, `groups`, `disabled`, `mfa`. E-mails and usernames are lower-cased.
+/// Fails with `MISSING_IDENTIFIER` when the identifier's field is missing,
+/// `UNSUPPORTED_HASH` for anything but plain bcrypt, `INVALID_RECORD` for a
+/// malformed bcrypt hash.
+pub fn to_import_record(
+    record: &UserRecord,
+    opts: &AuthgearMapOptions,
+) -> Result<Mapped, RecordFailure> {
+    let mut w = Vec::new();
+    let mut o = Map::new();
+
+    let id_value = match opts.identifier {
+        Identifier::Email => record.email.as_deref(),
+        Identifier::PhoneNumber => record.phone_number.as_deref(),
+        Identifier::PreferredUsername => record.username.as_deref(),
+    };
+    if id_value.is_none_or(str::is_empty) {
+        let neutral = match opts.identifier {
+            Identifier::Email => "email",
+            Identifier::PhoneNumber => "phone_number",
+            Identifier::PreferredUsername => "username",
+        };
+        return Err(RecordFailure::new(
+            "MISSING_IDENTIFIER",
+            format!(
+                "`{}`: required because the identifier is `{}`, but the record has no `{neutral}`",
+                opts.identifier.as_str(),
+                opts.identifier.as_str()
+            ),
+        ));
+    }
+    let password = record.password.as_ref().map(authgear_bcrypt).transpose()?;
+
+    let has_email = record.email.as_deref().is_some_and(|e| !e.is_empty());
+    put_login_id(&mut o, &mut w, "email", record.email.as_deref());
+    if has_email && let Some(v) = record.email_verified {
+        o.insert("email_verified".into(), Value::Bool(v));
+    }
+    put_login_id(
+        &mut o,
+        &mut w,
+        "preferred_username",
+        record.username.as_deref(),
+    );
+    put_str(&mut o, &mut w, "name", record.name.as_deref());
+    put_str(&mut o, &mut w, "nickname", record.nickname.as_deref());
+    if let Some(hash) = password {
+        let mut p = Map::new();
+        p.insert("type".into(), Value::String("bcrypt".into()));
+        p.insert(
+            "password_hash".into(),
+            Value::String(hash.expose().to_owned()),
+        );
+        o.insert("password".into(), Value::Object(p));
+    }
+    let has_phone = record
+        .phone_number
+        .as_deref()
+        .is_some_and(|p| !p.is_empty());
+    put_str(
+        &mut o,
+        &mut w,
+        "phone_number",
+        record.phone_number.as_deref(),
+    );
+    if has_phone && let Some(v) = record.phone_verified {
+        o.insert("phone_number_verified".into(), Value::Bool(v));
+    }
+    for (key, v) in [
+        ("given_name", &record.given_name),
+        ("family_name", &record.family_name),
+        ("middle_name", &record.middle_name),
+        ("picture", &record.picture),
+        ("profile", &record.profile),
+        ("website", &record.website),
+        ("gender", &record.gender),
+        ("birthdate", &record.birthdate),
+        ("zoneinfo", &record.zoneinfo),
+        ("locale", &record.locale),
+    ] {
+        put_str(&mut o, &mut w, key, v.as_deref());
+    }
+    if let Some(a) = &record.address {
+        let mut addr = Map::new();
+        for (key, v) in [
+            ("formatted", &a.formatted),
+            ("street_address", &a.street_address),
+            ("locality", &a.locality),
+            ("region", &a.region),
+            ("postal_code", &a.postal_code),
+            ("country", &a.country),
+        ] {
+            match v.as_deref() {
+                None => {}
+                Some("") => w.push(format!(
+                    "`address.{key}` is empty: left out (Authgear rejects empty strings)"
+                )),
+                Some(s) => {
+                    addr.insert(key.into(), Value::String(s.to_owned()));
+                }
+            }
+        }
+        if !addr.is_empty() {
+            o.insert("address".into(), Value::Object(addr));
+        }
+    }
+
+    // Custom attributes: the neutral ones, then the declared metadata mappings.
+    let mut attrs = record.custom_attributes.clone().unwrap_or_default();
+    let mut used_meta: Vec<(&str, &str)> = Vec::new(); // (metadata, top-level key)
+    for (src, dst) in &opts.custom_attributes {
+        let (candidates, path): (&[(&str, &Option<JsonObject>)], &str) =
+            if let Some(p) = src.strip_prefix("user_metadata.") {
+                (&[("user_metadata", &record.user_metadata)], p)
+            } else if let Some(p) = src.strip_prefix("app_metadata.") {
+                (&[("app_metadata", &record.app_metadata)], p)
+            } else {
+                (
+                    &[
+                        ("user_metadata", &record.user_metadata),
+                        ("app_metadata", &record.app_metadata),
+                    ],
+                    src.as_str(),
+                )
+            };
+        for (meta_name, meta) in candidates {
+            if let Some(meta) = meta
+                && let Some(v) = lookup(meta, path)
+            {
+                if attrs.contains_key(dst) {
+                    w.push(format!(
+                        "`custom_attributes.{dst}` set from `{meta_name}.{path}` over the record's own value"
+                    ));
+                }
+                attrs.insert(dst.clone(), v.clone());
+                used_meta.push((meta_name, path.split('.').next().unwrap_or(path)));
+                break;
+            }
+        }
+    }
+    for (meta_name, meta) in [
+        ("user_metadata", &record.user_metadata),
+        ("app_metadata", &record.app_metadata),
+    ] {
+        for key in meta.iter().flat_map(|m| m.keys()) {
+            if !used_meta.contains(&(meta_name, key.as_str())) {
+                w.push(format!(
+                    "`{meta_name}.{key}` not imported: no declared custom attribute (use --custom-attribute {meta_name}.{key}=NAME)"
+                ));
+            }
+        }
+    }
+    if !attrs.is_empty() {
+        o.insert("custom_attributes".into(), Value::Object(attrs));
+    }
+
+    for (key, list) in [("roles", &record.roles), ("groups", &record.groups)] {
+        let kept: Vec<Value> = list
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::String(s.clone()))
+            .collect();
+        if kept.len() < list.len() {
+            w.push(format!("`{key}`: empty keys left out"));
+        }
+        if !kept.is_empty() {
+            o.insert(key.into(), Value::Array(kept));
+        }
+    }
+    if record.blocked == Some(true) {
+        o.insert("disabled".into(), Value::Bool(true));
+    }
+
+    let mut mfa = Map::new();
+    let (mut totps, mut phones, mut emails) = (0usize, 0usize, 0usize);
+    for f in &record.mfa {
+        match f {
+            MfaFactor::Totp { secret } => {
+                totps += 1;
+                if totps == 1 {
+                    let mut t = Map::new();
+                    t.insert("secret".into(), Value::String(secret.expose().to_owned()));
+                    mfa.insert("totp".into(), Value::Object(t));
+                }
+            }
+            MfaFactor::Phone { value } => {
+                phones += 1;
+                if phones == 1 {
+                    mfa.insert("phone_number".into(), Value::String(value.clone()));
+                }
+            }
+            MfaFactor::Email { value } => {
+                emails += 1;
+                if emails == 1 {
+                    mfa.insert("email".into(), Value::String(value.clone()));
+                }
+            }
+        }
+    }
+    for (n, what) in [(totps, "totp"), (phones, "phone"), (emails, "email")] {
+        if n > 1 {
+            w.push(format!(
+                "`mfa`: Authgear imports one {what} factor per user; {} more left out",
+                n - 1
+            ));
+        }
+    }
+    if !mfa.is_empty() {
+        o.insert("mfa".into(), Value::Object(mfa));
+    }
+
+    if let Some(id) = record.source_id.as_deref().filter(|s| !s.is_empty()) {
+        w.push(format!(
+            "`source_id` `{id}` is not sent: Authgear assigns new ids (--id-map records the mapping)"
+        ));
+    }
+    for key in record.unmapped.keys() {
+        w.push(format!(
+            "`{key}` cannot be imported into Authgear: left out"
+        ));
+    }
+
+    Ok(Mapped {
+        json: Value::Object(o),
+        warnings: w,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Readers
+// ---------------------------------------------------------------------------
+
+/// The JSON type name of a value, for messages (never the value itself).
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn as_str_field(v: Value, field: &str) -> Result<Option<String>, FieldError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        other => Err(FieldError::new(
+            field,
+            format!("must be a string, got {}", kind(&other)),
+        )),
+    }
+}
+
+fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, FieldError> {
+    obj.remove(key).map_or(Ok(None), |v| as_str_field(v, key))
+}
+
+fn take_bool(obj: &mut Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(other) => Err(FieldError::new(
+            key,
+            format!("must be a boolean, got {}", kind(&other)),
+        )),
+    }
+}
+
+fn take_string_list(obj: &mut Map<String, Value>, key: &str) -> Result<Vec<String>, FieldError> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                other => Err(FieldError::new(
+                    format!("{key}[{i}]"),
+                    format!("must be a string, got {}", kind(&other)),
+                )),
+            })
+            .collect(),
+        Some(other) => Err(FieldError::new(
+            key,
+            format!("must be an array, got {}", kind(&other)),
+        )),
+    }
+}
+
+/// Reads the standard attributes shared by the import and export shapes.
+fn take_profile(obj: &mut Map<String, Value>, r: &mut UserRecord) -> Result<(), FieldError> {
+    r.email = take_str(obj, "email")?;
+    r.email_verified = take_bool(obj, "email_verified")?;
+    r.phone_number = take_str(obj, "phone_number")?;
+    r.phone_verified = take_bool(obj, "phone_number_verified")?;
+    r.username = take_str(obj, "preferred_username")?;
+    r.name = take_str(obj, "name")?;
+    r.given_name = take_str(obj, "given_name")?;
+    r.family_name = take_str(obj, "family_name")?;
+    r.middle_name = take_str(obj, "middle_name")?;
+    r.nickname = take_str(obj, "nickname")?;
+    r.picture = take_str(obj, "picture")?;
+    r.profile = take_str(obj, "profile")?;
+    r.website = take_str(obj, "website")?;
+    r.gender = take_str(obj, "gender")?;
+    r.birthdate = take_str(obj, "birthdate")?;
+    r.zoneinfo = take_str(obj, "zoneinfo")?;
+    r.locale = take_str(obj, "locale")?;
+    r.address = match obj.remove("address") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(mut a)) => {
+            let mut addr = Address::default();
+            for (key, slot) in [
+                ("formatted", &mut addr.formatted),
+                ("street_address", &mut addr.street_address),
+                ("locality", &mut addr.locality),
+                ("region", &mut addr.region),
+                ("postal_code", &mut addr.postal_code),
+                ("country", &mut addr.country),
+            ] {
+                if let Some(v) = a.remove(key) {
+                    *slot = as_str_field(v, &format!("address.{key}"))?;
+                }
+            }
+            if let Some(extra) = a.keys().next() {
+                return Err(FieldError::new(
+                    format!("address.{extra}"),
+                    "is not an address field",
+                ));
+            }
+            (addr != Address::default()).then_some(addr)
+        }
+        Some(other) => {
+            return Err(FieldError::new(
+                "address",
+                format!("must be an object, got {}", kind(&other)),
+            ));
+        }
+    };
+    r.custom_attributes = match obj.remove("custom_attributes") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(c)) => (!c.is_empty()).then_some(c),
+        Some(other) => {
+            return Err(FieldError::new(
+                "custom_attributes",
+                format!("must be an object, got {}", kind(&other)),
+            ));
+        }
+    };
+    r.roles = take_string_list(obj, "roles")?;
+    r.groups = take_string_list(obj, "groups")?;
+    r.blocked = take_bool(obj, "disabled")?;
+    Ok(())
+}
+
+/// Reads one record of an Authgear import body (the inverse of [`to_import_record`]).
+///
+/// `password.password_hash` becomes a plain bcrypt [`PasswordHash`] (`type` must be
+/// `bcrypt`); `mfa.totp.secret`, `mfa.phone_number`, `mfa.email` become factors.
+/// `password.expire_after`, `mfa.password`, `account_valid_from`/`until` and unknown
+/// keys are kept in `unmapped`.
+pub fn from_import_record(mut obj: Map<String, Value>) -> Result<UserRecord, FieldError> {
+    let mut r = UserRecord::default();
+    take_profile(&mut obj, &mut r)?;
+    if let Some(p) = obj.remove("password").filter(|v| !v.is_null()) {
+        let Value::Object(mut p) = p else {
+            return Err(FieldError::new(
+                "password",
+                format!("must be an object, got {}", kind(&p)),
+            ));
+        };
+        match p.remove("type") {
+            Some(Value::String(t)) if t == "bcrypt" => {}
+            Some(Value::String(t)) => {
+                return Err(FieldError::new(
+                    "password.type",
+                    format!("must be `bcrypt`, got `{t}`"),
+                ));
+            }
+            _ => return Err(FieldError::new("password.type", "must be `bcrypt`")),
+        }
+        match p.remove("password_hash") {
+            Some(Value::String(h)) if !h.is_empty() => {
+                r.password = Some(PasswordHash::bcrypt(Secret::new(h)))
+            }
+            _ => {
+                return Err(FieldError::new(
+                    "password.password_hash",
+                    "must be a non-empty string",
+                ));
+            }
+        }
+        for (k, v) in p {
+            r.unmapped.insert(format!("password.{k}"), v);
+        }
+    }
+    if let Some(m) = obj.remove("mfa").filter(|v| !v.is_null()) {
+        let Value::Object(mut m) = m else {
+            return Err(FieldError::new(
+                "mfa",
+                format!("must be an object, got {}", kind(&m)),
+            ));
+        };
+        if let Some(t) = m.remove("totp").filter(|v| !v.is_null()) {
+            match t.get("secret") {
+                Some(Value::String(s)) if !s.is_empty() => r.mfa.push(MfaFactor::Totp {
+                    secret: Secret::new(s.clone()),
+                }),
+                _ => {
+                    return Err(FieldError::new(
+                        "mfa.totp.secret",
+                        "must be a non-empty string",
+                    ));
+                }
+            }
+        }
+        if let Some(v) = m.remove("phone_number") {
+            if let Some(value) = as_str_field(v, "mfa.phone_number")? {
+                r.mfa.push(MfaFactor::Phone { value });
+            }
+        }
+        if let Some(v) = m.remove("email") {
+            if let Some(value) = as_str_field(v, "mfa.email")? {
+                r.mfa.push(MfaFactor::Email { value });
+            }
+        }
+        for (k, v) in m {
+            r.unmapped.insert(format!("mfa.{k}"), v);
+        }
+    }
+    for (k, v) in obj {
+        r.unmapped.insert(k, v);
+    }
+    Ok(r)
+}
+
+/// Reads one line of an Authgear user export (NDJSON).
+///
+/// `sub` becomes `source_id`; `mfa.totps[].secret`, `mfa.phone_numbers[]`,
+/// `mfa.emails[]` become factors; OAuth/LDAP `identities`, `created_at`,
+/// `last_login_at` and the other account-status fields go to `unmapped` (only when
+/// they carry information: `is_anonymized: false` and zero counts are dropped).
+/// Exports hold no password.
+pub fn from_export_record(mut obj: Map<String, Value>) -> Result<UserRecord, FieldError> {
+    let mut r = UserRecord::default();
+    take_profile(&mut obj, &mut r)?;
+    r.source_id = take_str(&mut obj, "sub")?;
+    if r.blocked == Some(false) {
+        r.blocked = None;
+    }
+    if let Some(m) = obj.remove("mfa").filter(|v| !v.is_null()) {
+        let Value::Object(mut m) = m else {
+            return Err(FieldError::new(
+                "mfa",
+                format!("must be an object, got {}", kind(&m)),
+            ));
+        };
+        if let Some(Value::Array(totps)) = m.remove("totps") {
+            for (i, t) in totps.into_iter().enumerate() {
+                match t.get("secret") {
+                    Some(Value::String(s)) if !s.is_empty() => r.mfa.push(MfaFactor::Totp {
+                        secret: Secret::new(s.clone()),
+                    }),
+                    _ => {
+                        return Err(FieldError::new(
+                            format!("mfa.totps[{i}].secret"),
+                            "must be a non-empty string",
+                        ));
+                    }
+                }
+            }
+        }
+        for (key, f) in [("phone_numbers", 0u8), ("emails", 1u8)] {
+            for (i, v) in take_string_list(&mut m, key)
+                .map_err(|e| FieldError::new(format!("mfa.{}", e.field), e.reason))?
+                .into_iter()
+                .enumerate()
+            {
+                if v.is_empty() {
+                    return Err(FieldError::new(
+                        format!("mfa.{key}[{i}]"),
+                        "must not be empty",
+                    ));
+                }
+                r.mfa.push(if f == 0 {
+                    MfaFactor::Phone { value: v }
+                } else {
+                    MfaFactor::Email { value: v }
+                });
+            }
+        }
+    }
+    if let Some(ids) = obj.remove("identities") {
+        let Value::Array(list) = ids else {
+            return Err(FieldError::new(
+                "identities",
+                format!("must be an array, got {}", kind(&ids)),
+            ));
+        };
+        let foreign: Vec<Value> = list
+            .into_iter()
+            .filter(|i| i.get("type").and_then(Value::as_str) != Some("login_id"))
+            .collect();
+        if !foreign.is_empty() {
+            r.unmapped
+                .insert("identities".into(), Value::Array(foreign));
+        }
+    }
+    for (k, v) in obj {
+        let empty = match (&*k, &v) {
+            (_, Value::Null) => true,
+            ("is_anonymized", Value::Bool(false)) => true,
+            ("biometric_count" | "passkey_count", n) => n.as_u64() == Some(0),
+            _ => false,
+        };
+        if !empty {
+            r.unmapped.insert(k, v);
+        }
+    }
+    Ok(r)
+}
