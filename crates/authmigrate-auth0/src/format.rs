@@ -53,49 +53,7 @@ pub struct Auth0MapOptions {
     pub keep_unmapped_in_metadata: bool,
 }
 
-/// One record mapped to a provider's JSON, with what was left out.
-#[derive(Clone, PartialEq)]
-pub struct Mapped {
-    /// The JSON object, keys in a fixed order.
-    pub json: Value,
-    /// One message per field that could not be carried over.
-    pub warnings: Vec<String>,
-}
-
-impl fmt::Debug for Mapped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The JSON holds password hashes and TOTP secrets: never print it.
-        let keys: Vec<&str> = self
-            .json
-            .as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        f.debug_struct("Mapped")
-            .field("keys", &keys)
-            .field("warnings", &self.warnings)
-            .finish()
-    }
-}
-
-/// A field of a provider record that cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("field `{field}`: {reason}")]
-pub struct FieldError {
-    /// The field path (`custom_password_hash.hash.value`).
-    pub field: String,
-    /// What is wrong. Never contains a secret value.
-    pub reason: String,
-}
-
-impl FieldError {
-    /// A field error.
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
+pub use authmigrate_core::format::{FieldError, Mapped};
 
 fn invalid(field: &str, reason: impl fmt::Display) -> RecordFailure {
     RecordFailure::new("INVALID_RECORD", format!("`{field}`: {reason}"))

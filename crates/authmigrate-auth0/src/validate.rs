@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use authmigrate_core::record::PasswordHash;
@@ -20,69 +19,7 @@ use crate::format::{FORBIDDEN_APP_METADATA_KEYS, MAX_MFA_FACTORS, kind};
 /// "500KB"; the multipart envelope counts too, so a file should stay below this.
 pub const MAX_FILE_BYTES: usize = 512000;
 
-/// How bad a [`Problem`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Severity {
-    /// The provider would reject the record (or the file).
-    Error,
-    /// Accepted, but probably not what was meant.
-    Warning,
-}
-
-/// One problem with one field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The field path (`custom_password_hash.hash.encoding`, `mfa_factors[0].totp.secret`);
-    /// empty for the record or file as a whole.
-    pub field: String,
-    /// What is wrong, in lowercase. Never contains a secret value.
-    pub reason: String,
-    /// Error or warning.
-    pub severity: Severity,
-}
-
-impl Problem {
-    /// An error.
-    pub fn error(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-            severity: Severity::Error,
-        }
-    }
-
-    /// A warning.
-    pub fn warning(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(field, reason)
-        }
-    }
-
-    /// Whether this is an error (not a warning).
-    pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "field `{}`: {}", self.field, self.reason)
-        }
-    }
-}
-
-/// A problem and the 0-based index of the record it is about (`None`: the file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    /// The record's 0-based index in the file, or `None` for a file-level problem.
-    pub index: Option<usize>,
-    /// The problem.
-    pub problem: Problem,
-}
+pub use authmigrate_core::format::{Located, Problem, Severity, is_plausible_email};
 
 const ROOT_FIELDS: [&str; 17] = [
     "email",
@@ -104,19 +41,6 @@ const ROOT_FIELDS: [&str; 17] = [
     "mfa_factors",
 ];
 
-/// A pragmatic e-mail check: one `@`, a non-empty local part, a domain with a dot
-/// (not at either end), no whitespace.
-pub fn is_plausible_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(char::is_whitespace)
-}
 
 /// `^\+[1-9][0-9]{1,14}$` (E.164).
 fn is_e164(s: &str) -> bool {

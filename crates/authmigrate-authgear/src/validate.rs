@@ -10,7 +10,6 @@
 //! pragmatic check instead of `net/mail`, time zones by shape (`Area/City`) instead
 //! of loading the IANA database, and locales with a simple canonical-BCP-47 check.
 
-use std::fmt;
 
 use serde_json::{Map, Value};
 
@@ -19,69 +18,7 @@ use crate::format::{Identifier, kind};
 /// The server's body limit in bytes (`BodyMaxSize = 500 * 1000`, decimal).
 pub const MAX_BODY_BYTES: usize = 500_000;
 
-/// How bad a [`Problem`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Severity {
-    /// The server would reject the record (or the body).
-    Error,
-    /// Accepted, but changed or ignored by the server.
-    Warning,
-}
-
-/// One problem with one field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The field path (`password.password_hash`, `address.country`); empty for the
-    /// record or body as a whole.
-    pub field: String,
-    /// What is wrong, in lowercase. Never contains a secret value.
-    pub reason: String,
-    /// Error or warning.
-    pub severity: Severity,
-}
-
-impl Problem {
-    /// An error.
-    pub fn error(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-            severity: Severity::Error,
-        }
-    }
-
-    /// A warning.
-    pub fn warning(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            severity: Severity::Warning,
-            ..Self::error(field, reason)
-        }
-    }
-
-    /// Whether this is an error (not a warning).
-    pub fn is_error(&self) -> bool {
-        self.severity == Severity::Error
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "field `{}`: {}", self.field, self.reason)
-        }
-    }
-}
-
-/// A problem and the 0-based index of the record it is about (`None`: the body).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    /// The record's 0-based index in `records`, or `None` for a body-level problem.
-    pub index: Option<usize>,
-    /// The problem.
-    pub problem: Problem,
-}
+pub use authmigrate_core::format::{Located, Problem, Severity, is_plausible_email};
 
 /// Checks the body's top level: `identifier` (required, one of the three),
 /// `upsert` (optional boolean) and no other key than `records`. Returns the
@@ -163,19 +100,6 @@ const RECORD_FIELDS: [&str; 26] = [
     "mfa",
 ];
 
-/// A pragmatic e-mail check: one `@`, a non-empty local part, a domain with a dot
-/// (not at either end), no whitespace, no display name (`<`, `>`).
-pub fn is_plausible_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
-}
 
 /// `^\+[1-9][0-9]{6,14}$`: E.164, approximating libphonenumber's `isValidNumber`.
 pub fn is_plausible_phone(s: &str) -> bool {

@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod driver;
 pub mod error;
+pub mod format;
 pub mod generate;
 pub mod io;
 pub mod memory;
