@@ -15,10 +15,11 @@ pub mod authgear;
 pub mod faults;
 pub mod passwords;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use faults::FaultConfig;
+pub use faults::{FaultConfig, Faults, RateLimit};
 
 /// How to start a sandbox.
 #[derive(Debug, Clone, Default)]
@@ -42,4 +43,156 @@ pub struct Sandbox {
     faults: Arc<faults::Faults>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Why a sandbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The listening socket could not be bound.
+    #[error("cannot bind sandbox to 127.0.0.1:{port}: {source}")]
+    Bind {
+        /// The requested port.
+        port: u16,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Authgear emulator refused its configuration.
+    #[error("cannot start the authgear emulator: {0}")]
+    Authgear(String),
+}
+
+impl Sandbox {
+    /// Binds `127.0.0.1:config.port` (0 picks a free port) and serves both emulators
+    /// until [`Sandbox::shutdown`] or drop. Must be called inside a tokio runtime.
+    pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+            .await
+            .map_err(|source| SandboxError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            port: config.port,
+            source,
+        })?;
+        let base_url = format!("http://{addr}");
+        let faults = Arc::new(Faults::new(config.faults));
+        let auth0 = Arc::new(auth0::Auth0State::new(
+            config.auth0,
+            faults.clone(),
+            base_url,
+        ));
+        let authgear = Arc::new(
+            authgear::AuthgearState::new(config.authgear, faults.clone())
+                .map_err(SandboxError::Authgear)?,
+        );
+        // The middleware itself skips `/_sandbox/*`, so it can wrap everything.
+        let app = axum::Router::new()
+            .merge(auth0::router(auth0.clone()))
+            .merge(authgear::router(authgear.clone()))
+            .layer(axum::middleware::from_fn_with_state(
+                faults.clone(),
+                faults::inject,
+            ));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "sandbox server stopped with an error");
+            }
+        });
+        Ok(Sandbox {
+            addr,
+            auth0,
+            authgear,
+            faults,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Auth0 emulator's state.
+    pub fn auth0(&self) -> &Arc<auth0::Auth0State> {
+        &self.auth0
+    }
+
+    /// The Authgear emulator's state.
+    pub fn authgear(&self) -> &Arc<authgear::AuthgearState> {
+        &self.authgear
+    }
+
+    /// The live fault configuration (call [`Faults::set`] to change it mid-run).
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+
+    /// Environment variables that point the CLI at this sandbox: `AUTH0_DOMAIN` (the base
+    /// URL), `AUTH0_CLIENT_ID`, `AUTH0_CLIENT_SECRET`, `AUTHGEAR_ENDPOINT`,
+    /// `AUTHGEAR_PROJECT_ID` and `AUTHGEAR_KEY_ID`. `AUTHGEAR_PRIVATE_KEY_FILE` is not
+    /// included: the caller writes the PEM to a file itself.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        let base = self.base_url();
+        let mut vars = vec![
+            ("AUTH0_DOMAIN".to_owned(), base.clone()),
+            (
+                "AUTH0_CLIENT_ID".to_owned(),
+                self.auth0.client_id().to_owned(),
+            ),
+            (
+                "AUTH0_CLIENT_SECRET".to_owned(),
+                self.auth0.client_secret().to_owned(),
+            ),
+            ("AUTHGEAR_ENDPOINT".to_owned(), base),
+        ];
+        vars.push((
+            "AUTHGEAR_PROJECT_ID".to_owned(),
+            self.authgear.project_id().to_owned(),
+        ));
+        vars.push((
+            "AUTHGEAR_KEY_ID".to_owned(),
+            self.authgear.key_id().to_owned(),
+        ));
+        vars
+    }
+
+    /// Stops the server gracefully (waits up to 5 s for in-flight requests, then aborts).
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }

@@ -1,0 +1,681 @@
+//! Bulk import and export jobs: creation, lazy completion and per-user processing.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::validate::validate_user;
+use super::{Auth0State, Inner, Job, JobKind, JobOutcome, User, api_error, now_iso};
+use crate::passwords::StoredPassword;
+
+/// Fields an upsert may change (everything else is kept).
+const UPSERTABLE: &[&str] = &[
+    "app_metadata",
+    "email_verified",
+    "family_name",
+    "given_name",
+    "name",
+    "nickname",
+    "picture",
+    "user_metadata",
+];
+
+fn bad_request(message: &str) -> Response {
+    api_error(StatusCode::BAD_REQUEST, message, "invalid_body")
+}
+
+fn too_large(max: usize) -> Response {
+    api_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("Payload content length greater than maximum allowed: {max}."),
+        "payload_too_large",
+    )
+}
+
+fn invalid_multipart() -> Response {
+    bad_request("Payload validation error: 'Invalid multipart payload format'.")
+}
+
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the finished HTTP answer"
+)]
+fn parse_bool(value: &str, field: &str) -> Result<bool, Response> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad_request(&format!(
+            "Payload validation error: 'Expected type boolean but found type string' on property {field}."
+        ))),
+    }
+}
+
+pub(crate) fn is_connection_id(s: &str) -> bool {
+    s.strip_prefix("con_")
+        .is_some_and(|r| r.len() == 16 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// `POST /api/v2/jobs/users-imports`.
+pub(crate) async fn create_import(State(state): State<Arc<Auth0State>>, req: Request) -> Response {
+    if let Err(r) = state.authorize(req.headers(), &["create:users"]) {
+        return r;
+    }
+    let max = state.config.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large(max);
+    }
+    let (parts, body) = req.into_parts();
+    // Counts bytes while reading, for chunked bodies without a Content-Length.
+    let bytes = match axum::body::to_bytes(body, max).await {
+        Ok(b) => b,
+        Err(_) => return too_large(max),
+    };
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let mut multipart = match Multipart::from_request(req, &()).await {
+        Ok(m) => m,
+        Err(_) => return invalid_multipart(),
+    };
+    let mut users: Option<Vec<u8>> = None;
+    let mut fields: Map<String, Value> = Map::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => return invalid_multipart(),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let data = match field.bytes().await {
+            Ok(d) => d,
+            Err(_) => return invalid_multipart(),
+        };
+        if name == "users" {
+            users = Some(data.to_vec());
+        } else {
+            fields.insert(
+                name,
+                Value::String(String::from_utf8_lossy(&data).into_owned()),
+            );
+        }
+    }
+    let field = |k: &str| fields.get(k).and_then(Value::as_str);
+    let Some(users) = users else {
+        return bad_request("Must provide 'users' file as multipart part.");
+    };
+    if users.iter().all(u8::is_ascii_whitespace) {
+        return bad_request("Users file must not be empty.");
+    }
+    let Some(connection_id) = field("connection_id") else {
+        return bad_request("Must provide 'connection_id' as multipart part.");
+    };
+    if !is_connection_id(connection_id) {
+        return bad_request(
+            "Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$' on property connection_id.",
+        );
+    }
+    #[allow(clippy::result_large_err)]
+    let upsert = match field("upsert").map(|v| parse_bool(v, "upsert")).transpose() {
+        Ok(v) => v.unwrap_or(false),
+        Err(r) => return r,
+    };
+    #[allow(clippy::result_large_err)]
+    let send_completion_email = match field("send_completion_email")
+        .map(|v| parse_bool(v, "send_completion_email"))
+        .transpose()
+    {
+        Ok(v) => v.unwrap_or(true),
+        Err(r) => return r,
+    };
+    let external_id = field("external_id").map(str::to_owned);
+    let users: Vec<Value> = match serde_json::from_slice::<Value>(&users) {
+        Ok(Value::Array(a)) => a,
+        _ => {
+            return bad_request(
+                "Payload validation error: 'Users file must contain a JSON array of user objects'.",
+            );
+        }
+    };
+
+    let latency = state.faults.job_latency();
+    let mut inner = state.lock();
+    let Some(conn) = inner.connection_by_id(connection_id).cloned() else {
+        return bad_request("The connection does not exist.");
+    };
+    if !conn.is_database() {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "Connection must be a database connection.",
+            "operation_not_supported",
+        );
+    }
+    if conn.enabled_clients.is_empty() {
+        return bad_request("Connection must be enabled.");
+    }
+    let limit = state.config.max_active_import_jobs;
+    if inner.active_imports() >= limit {
+        return api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "There are {limit} active import users jobs, please wait until some of them are finished and try again"
+            ),
+            "too_many_requests",
+        );
+    }
+    let number = inner.import_jobs_created;
+    inner.import_jobs_created += 1;
+    if send_completion_email {
+        inner.completion_emails += 1;
+    }
+    let id = format!("job_{}", inner.random_alnum(16));
+    let job = Job {
+        id: id.clone(),
+        kind: JobKind::Import {
+            connection_id: conn.id.clone(),
+            connection: conn.name.clone(),
+            upsert,
+            external_id,
+            send_completion_email,
+            users,
+            fails: state.faults.job_fails(number),
+        },
+        created_at: now_iso(),
+        created: Instant::now(),
+        latency,
+        outcome: None,
+    };
+    let body = job_json(&job, None);
+    inner.jobs.push(job);
+    let active = inner.active_imports();
+    inner.max_active_seen = inner.max_active_seen.max(active);
+    drop(inner);
+    schedule(&state, latency);
+    (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+}
+
+/// Completes the jobs when due even if nobody polls.
+pub(crate) fn schedule(state: &Arc<Auth0State>, latency: std::time::Duration) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        tokio::time::sleep(latency).await;
+        if let Some(state) = weak.upgrade() {
+            drop(state.lock());
+        }
+    });
+}
+
+/// The job as `GET /jobs/{id}` shows it; `location` for completed exports.
+pub(crate) fn job_json(job: &Job, location: Option<String>) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(job.id));
+    let (status, pct) = match &job.outcome {
+        Some(JobOutcome::Failed) => ("failed", None),
+        Some(_) => ("completed", None),
+        None => {
+            let elapsed = job.created.elapsed().as_secs_f64();
+            let total = job.latency.as_secs_f64().max(f64::EPSILON);
+            if elapsed < total / 2.0 {
+                ("pending", None)
+            } else {
+                (
+                    "processing",
+                    Some(((elapsed / total) * 100.0).min(99.0) as u64),
+                )
+            }
+        }
+    };
+    m.insert("status".into(), json!(status));
+    match &job.kind {
+        JobKind::Import {
+            connection_id,
+            connection,
+            upsert,
+            external_id,
+            send_completion_email,
+            ..
+        } => {
+            m.insert("type".into(), json!("users_import"));
+            m.insert("connection".into(), json!(connection));
+            m.insert("connection_id".into(), json!(connection_id));
+            m.insert("created_at".into(), json!(job.created_at));
+            if let Some(e) = external_id {
+                m.insert("external_id".into(), json!(e));
+            }
+            m.insert("upsert".into(), json!(upsert));
+            m.insert("send_completion_email".into(), json!(send_completion_email));
+        }
+        JobKind::Export {
+            connection_id,
+            connection,
+            format,
+            fields,
+            limit,
+        } => {
+            m.insert("type".into(), json!("users_export"));
+            m.insert(
+                "connection".into(),
+                json!(connection.as_deref().unwrap_or("all")),
+            );
+            if let Some(c) = connection_id {
+                m.insert("connection_id".into(), json!(c));
+            }
+            m.insert("created_at".into(), json!(job.created_at));
+            m.insert("format".into(), json!(format));
+            if let Some(l) = limit {
+                m.insert("limit".into(), json!(l));
+            }
+            if let Some(f) = fields {
+                m.insert("fields".into(), json!(f));
+            }
+        }
+    }
+    if let Some(p) = pct {
+        m.insert("percentage_done".into(), json!(p));
+        let left = job.latency.saturating_sub(job.created.elapsed()).as_secs();
+        m.insert("time_left_seconds".into(), json!(left));
+    }
+    match &job.outcome {
+        Some(JobOutcome::Import { summary, .. }) => {
+            let [failed, updated, inserted, total] = *summary;
+            m.insert(
+                "summary".into(),
+                json!({"failed": failed, "updated": updated, "inserted": inserted, "total": total}),
+            );
+        }
+        Some(JobOutcome::Failed) => {
+            m.insert(
+                "status_details".into(),
+                json!("the job failed (sandbox fail_jobs fault)"),
+            );
+        }
+        _ => {}
+    }
+    if let Some(l) = location {
+        m.insert("location".into(), json!(l));
+    }
+    Value::Object(m)
+}
+
+/// Completes every job whose latency has passed.
+pub(crate) fn complete_due_jobs(inner: &mut Inner, _base_url: &str, tenant: &str) {
+    for i in 0..inner.jobs.len() {
+        let job = &inner.jobs[i];
+        if job.outcome.is_some() || job.created.elapsed() < job.latency {
+            continue;
+        }
+        let outcome = match job.kind.clone() {
+            JobKind::Import { fails: true, .. } => JobOutcome::Failed,
+            JobKind::Import {
+                connection,
+                upsert,
+                users,
+                ..
+            } => run_import(inner, &connection, upsert, &users),
+            JobKind::Export {
+                connection,
+                fields,
+                limit,
+                ..
+            } => run_export(
+                inner,
+                connection.as_deref(),
+                fields.as_deref(),
+                limit,
+                tenant,
+            ),
+        };
+        inner.jobs[i].outcome = Some(outcome);
+    }
+}
+
+/// Replaces secrets in a user as given with `*****` for the `/errors` report.
+fn redact(user: &Value) -> Value {
+    let mut u = user.clone();
+    if let Some(o) = u.as_object_mut() {
+        if o.contains_key("password_hash") {
+            o.insert("password_hash".into(), json!("*****"));
+        }
+        if let Some(h) = o
+            .get_mut("custom_password_hash")
+            .and_then(|c| c.get_mut("hash"))
+            .and_then(Value::as_object_mut)
+        {
+            if h.contains_key("value") {
+                h.insert("value".into(), json!("*****"));
+            }
+            if let Some(k) = h.get_mut("key").and_then(Value::as_object_mut)
+                && k.contains_key("value")
+            {
+                k.insert("value".into(), json!("*****"));
+            }
+        }
+        if let Some(factors) = o.get_mut("mfa_factors").and_then(Value::as_array_mut) {
+            for f in factors {
+                if let Some(t) = f.get_mut("totp").and_then(Value::as_object_mut)
+                    && t.contains_key("secret")
+                {
+                    t.insert("secret".into(), json!("*****"));
+                }
+            }
+        }
+    }
+    u
+}
+
+fn user_error(user: &Value, code: &str, message: &str, path: &str) -> Value {
+    json!({"user": redact(user), "errors": [{"code": code, "message": message, "path": path}]})
+}
+
+fn run_import(inner: &mut Inner, connection: &str, upsert: bool, users: &[Value]) -> JobOutcome {
+    let (mut failed, mut updated, mut inserted) = (0u64, 0u64, 0u64);
+    let mut errors = Vec::new();
+    let mut seen: [HashSet<String>; 3] = Default::default();
+    for user in users {
+        let errs = validate_user(user);
+        if !errs.is_empty() {
+            failed += 1;
+            errors.push(json!({"user": redact(user), "errors": errs}));
+            continue;
+        }
+        let get = |k: &str| user.get(k).and_then(Value::as_str).map(str::to_owned);
+        let keys = [get("email"), get("username"), get("user_id")];
+        // A later occurrence of the same email, username or user_id in one file.
+        let dup = ["email", "username", "user_id"]
+            .iter()
+            .zip(&keys)
+            .zip(&seen)
+            .find(|((_, k), s)| k.as_ref().is_some_and(|k| s.contains(k)))
+            .map(|((name, _), _)| *name);
+        for (k, s) in keys.iter().zip(seen.iter_mut()) {
+            if let Some(k) = k {
+                s.insert(k.clone());
+            }
+        }
+        if let Some(name) = dup {
+            failed += 1;
+            errors.push(user_error(
+                user,
+                "DUPLICATED_USER",
+                &format!("A user with this {name} was already provided."),
+                name,
+            ));
+            continue;
+        }
+        let [email, username, user_id] = keys;
+        let email = email.unwrap_or_default();
+        let in_conn = |u: &&User| u.connection == connection;
+        let by_email = inner
+            .users
+            .iter()
+            .position(|u| in_conn(&u) && u.str_field("email") == Some(email.as_str()));
+        let by_other = inner.users.iter().position(|u| {
+            in_conn(&u)
+                && ((username.is_some() && u.str_field("username") == username.as_deref())
+                    || (user_id.is_some() && u.alt_id == user_id))
+        });
+        if !upsert && (by_email.is_some() || by_other.is_some()) {
+            // Choice: `DUPLICATED_USER`. The doc's code list has both DUPLICATED_USER and
+            // CONFLICT; the only observed message for this case ("The user already exist
+            // and upsert parameter is false") is reported with DUPLICATED_USER.
+            failed += 1;
+            errors.push(user_error(
+                user,
+                "DUPLICATED_USER",
+                "The user already exist and upsert parameter is false",
+                "",
+            ));
+            continue;
+        }
+        if let Some(i) = by_email {
+            if by_other.is_some_and(|o| o != i) {
+                failed += 1;
+                errors.push(user_error(
+                    user,
+                    "CONFLICT",
+                    "Another user already has this username or user_id",
+                    "",
+                ));
+                continue;
+            }
+            let now = now_iso();
+            let existing = &mut inner.users[i];
+            for key in UPSERTABLE {
+                if let Some(v) = user.get(*key) {
+                    existing.profile.insert((*key).to_owned(), v.clone());
+                }
+            }
+            if let Some(c) = user.get("custom_password_hash")
+                && !existing.logged_in_with_imported_hash
+            {
+                existing.password = Some(StoredPassword::Custom(c.clone()));
+                existing.password_set_date = Some(now.clone());
+            }
+            existing.updated_at = now;
+            updated += 1;
+            continue;
+        }
+        if by_other.is_some() {
+            failed += 1;
+            errors.push(user_error(
+                user,
+                "CONFLICT",
+                "Another user already has this username or user_id",
+                "",
+            ));
+            continue;
+        }
+        let now = now_iso();
+        let mut profile = Map::new();
+        for (k, v) in user.as_object().into_iter().flatten() {
+            if !matches!(
+                k.as_str(),
+                "password_hash" | "custom_password_hash" | "user_id" | "mfa_factors"
+            ) {
+                profile.insert(k.clone(), v.clone());
+            }
+        }
+        profile
+            .entry("email_verified")
+            .or_insert_with(|| json!(false));
+        let password = if let Some(h) = get("password_hash") {
+            Some(StoredPassword::Bcrypt(h))
+        } else {
+            user.get("custom_password_hash")
+                .map(|c| StoredPassword::Custom(c.clone()))
+        };
+        let oid = inner.new_oid();
+        inner.users.push(User {
+            oid,
+            alt_id: user_id,
+            connection: connection.to_owned(),
+            profile,
+            password_set_date: password.as_ref().map(|_| now.clone()),
+            password,
+            logged_in_with_imported_hash: false,
+            logins_count: 0,
+            created_at: now.clone(),
+            updated_at: now,
+            last_login: None,
+        });
+        inserted += 1;
+    }
+    JobOutcome::Import {
+        summary: [failed, updated, inserted, users.len() as u64],
+        errors,
+    }
+}
+
+/// Reads a dotted path such as `identities[0].connection` or `user_metadata.x`.
+fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for seg in path.split('.') {
+        let (name, idx) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+fn run_export(
+    inner: &Inner,
+    connection: Option<&str>,
+    fields: Option<&[Value]>,
+    limit: Option<u64>,
+    _tenant: &str,
+) -> JobOutcome {
+    let mut ndjson = Vec::new();
+    let users = inner
+        .users
+        .iter()
+        .filter(|u| connection.is_none_or(|c| u.connection == c))
+        .take(limit.map_or(usize::MAX, |l| l as usize));
+    for u in users {
+        let profile = u.to_json();
+        let line = match fields {
+            Some(fields) => {
+                let mut m = Map::new();
+                for f in fields {
+                    let Some(name) = f.get("name").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let key = f.get("export_as").and_then(Value::as_str).unwrap_or(name);
+                    if let Some(v) = lookup(&profile, name) {
+                        m.insert(key.to_owned(), v.clone());
+                    }
+                }
+                Value::Object(m)
+            }
+            None => profile,
+        };
+        ndjson.extend_from_slice(line.to_string().as_bytes());
+        ndjson.push(b'\n');
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = gz.write_all(&ndjson);
+    JobOutcome::Export {
+        gz: gz.finish().unwrap_or_default(),
+    }
+}
+
+/// `POST /api/v2/jobs/users-exports`.
+pub(crate) async fn create_export(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["read:users"]) {
+        return r;
+    }
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return bad_request("Payload validation error: 'Invalid JSON body'."),
+        }
+    };
+    let obj = body.as_object().cloned().unwrap_or_default();
+    for k in obj.keys() {
+        if !["connection_id", "format", "limit", "fields"].contains(&k.as_str()) {
+            return bad_request(&format!(
+                "Payload validation error: 'Additional properties not allowed: {k}'."
+            ));
+        }
+    }
+    let format = match obj.get("format") {
+        None => "json".to_owned(),
+        Some(Value::String(f)) if f == "json" => f.clone(),
+        Some(Value::String(f)) if f == "csv" => {
+            return bad_request("The csv export format is not supported by the sandbox.");
+        }
+        Some(_) => {
+            return bad_request(
+                "Payload validation error: 'No enum match for: format' on property format.",
+            );
+        }
+    };
+    let limit = match obj.get("limit") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Some(n),
+            _ => {
+                return bad_request(
+                    "Payload validation error: 'Value is less than minimum 1' on property limit.",
+                );
+            }
+        },
+    };
+    let fields = match obj.get("fields") {
+        None => None,
+        Some(Value::Array(a))
+            if a.iter()
+                .all(|f| f.get("name").and_then(Value::as_str).is_some()) =>
+        {
+            Some(a.clone())
+        }
+        Some(_) => {
+            return bad_request(
+                "Payload validation error: 'Missing required property: name' on property fields.",
+            );
+        }
+    };
+    let latency = state.faults.job_latency();
+    let mut inner = state.lock();
+    let (connection_id, connection) = match obj.get("connection_id") {
+        None => (None, None),
+        Some(Value::String(id)) => {
+            if !is_connection_id(id) {
+                return bad_request(
+                    "Payload validation error: 'String does not match pattern ^con_[A-Za-z0-9]{16}$' on property connection_id.",
+                );
+            }
+            match inner.connection_by_id(id) {
+                Some(c) => (Some(c.id.clone()), Some(c.name.clone())),
+                None => return bad_request("The connection does not exist."),
+            }
+        }
+        Some(_) => {
+            return bad_request(
+                "Payload validation error: 'Expected type string' on property connection_id.",
+            );
+        }
+    };
+    let id = format!("job_{}", inner.random_alnum(16));
+    let job = Job {
+        id,
+        kind: JobKind::Export {
+            connection_id,
+            connection,
+            format,
+            fields,
+            limit,
+        },
+        created_at: now_iso(),
+        created: Instant::now(),
+        latency,
+        outcome: None,
+    };
+    let body = job_json(&job, None);
+    inner.jobs.push(job);
+    drop(inner);
+    schedule(&state, latency);
+    (StatusCode::OK, axum::Json(body)).into_response()
+}

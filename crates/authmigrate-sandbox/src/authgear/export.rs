@@ -1,0 +1,302 @@
+//! `POST /_api/admin/users/export`, `GET /_api/admin/users/export/{id}` (§5) and the
+//! sandbox's presigned download route.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::api::{
+    ADMIN_BODY_LIMIT, api_error, check_json_content_type, error_response, new_id, parse_json,
+    read_body, result_response, rfc3339,
+};
+use super::{AuthgearState, object};
+
+/// An export job.
+#[derive(Debug)]
+pub(super) struct ExportJob {
+    id: String,
+    created_at: jiff::Timestamp,
+    request: Value,
+    completed_at: Option<jiff::Timestamp>,
+    /// Object key of the finished file.
+    key: Option<String>,
+    file: Vec<u8>,
+}
+
+/// A presigned download URL's grant.
+#[derive(Debug)]
+pub(super) struct Download {
+    job_id: String,
+    expires: Instant,
+}
+
+fn validate(body: &Value) -> Result<(), Value> {
+    // Reuses the cause shapes of the import schema.
+    let mut causes = Vec::new();
+    let cause = |loc: &str, kind: &str, details: Value| {
+        object([
+            ("location", json!(loc)),
+            ("kind", json!(kind)),
+            ("details", details),
+        ])
+    };
+    let Some(obj) = body.as_object() else {
+        causes.push(cause(
+            "",
+            "type",
+            json!({"actual": ["non-object"], "expected": ["object"]}),
+        ));
+        return Err(wrap(causes));
+    };
+    let added: Vec<&String> = obj
+        .keys()
+        .filter(|k| !["format", "csv"].contains(&k.as_str()))
+        .collect();
+    if !added.is_empty() {
+        causes.push(cause("", "additionalProperties", json!({ "added": added })));
+    }
+    match obj.get("format") {
+        None => causes.push(cause(
+            "",
+            "required",
+            json!({"expected": ["format"], "missing": ["format"]}),
+        )),
+        Some(Value::String(f)) if f == "ndjson" || f == "csv" => {}
+        Some(other) => causes.push(cause(
+            "/format",
+            "enum",
+            json!({"actual": other, "expected": ["ndjson", "csv"]}),
+        )),
+    }
+    if let Some(csv) = obj.get("csv") {
+        let fields = csv.get("fields").and_then(Value::as_array);
+        match fields {
+            Some(fields) if !fields.is_empty() => {
+                let mut names = HashSet::new();
+                let mut dups = Vec::new();
+                for (i, f) in fields.iter().enumerate() {
+                    let pointer = f.get("pointer").and_then(Value::as_str);
+                    let Some(pointer) = pointer.filter(|p| p.is_empty() || p.starts_with('/'))
+                    else {
+                        causes.push(cause(
+                            &format!("/csv/fields/{i}/pointer"),
+                            "format",
+                            json!({"format": "json-pointer"}),
+                        ));
+                        continue;
+                    };
+                    let name = match f.get("field_name").and_then(Value::as_str) {
+                        Some(n) => n.to_owned(),
+                        None => pointer.trim_start_matches('/').replace('/', "."),
+                    };
+                    if !names.insert(name.clone()) {
+                        dups.push(name);
+                    }
+                }
+                if causes.is_empty() && !dups.is_empty() {
+                    return Err(api_error(
+                        "Invalid",
+                        "UserExportNonUniqueFieldNames",
+                        "field names are not unique",
+                        Some(json!({ "field_names": dups })),
+                    ));
+                }
+            }
+            _ => causes.push(cause(
+                "/csv/fields",
+                "minItems",
+                json!({"actual": 0, "expected": 1}),
+            )),
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(wrap(causes))
+    }
+}
+
+fn wrap(causes: Vec<Value>) -> Value {
+    api_error(
+        "Invalid",
+        "ValidationFailed",
+        "invalid request body",
+        Some(json!({ "causes": causes })),
+    )
+}
+
+/// `POST /_api/admin/users/export`.
+pub(super) async fn create(
+    State(state): State<Arc<AuthgearState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(err) = check_json_content_type(&headers) {
+        return error_response(err);
+    }
+    let bytes = match read_body(body, ADMIN_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(err) => return error_response(err),
+    };
+    let request = match parse_json(&bytes) {
+        Ok(v) => v,
+        Err(err) => return error_response(err),
+    };
+    if let Err(err) = validate(&request) {
+        return error_response(err);
+    }
+    if request.get("format").and_then(Value::as_str) == Some("csv") {
+        return error_response(api_error(
+            "BadRequest",
+            "UserExportFormatUnsupported",
+            "the sandbox only exports ndjson",
+            None,
+        ));
+    }
+    let job = ExportJob {
+        id: new_id("userexport_"),
+        created_at: jiff::Timestamp::now(),
+        request,
+        completed_at: None,
+        key: None,
+        file: Vec::new(),
+    };
+    let response = job_json(&job);
+    let id = job.id.clone();
+    state.lock().exports.insert(id.clone(), job);
+    let st = state.clone();
+    tokio::spawn(async move { run(st, id).await });
+    result_response(response)
+}
+
+async fn run(state: Arc<AuthgearState>, id: String) {
+    tokio::time::sleep(state.faults.job_latency()).await;
+    state.wait_unpaused().await;
+    let _turn = state.queue.lock().await;
+    let mut inner = state.lock();
+    let mut file = Vec::new();
+    for user in &inner.store.users {
+        let line = user.export_record(&state.config.project_id).to_string();
+        file.extend_from_slice(line.as_bytes());
+        file.push(b'\n');
+    }
+    let now = jiff::Timestamp::now();
+    let stamp = now.strftime("%Y%m%d%H%M%SZ").to_string();
+    if let Some(job) = inner.exports.get_mut(&id) {
+        job.key = Some(format!(
+            "{}-{}-{stamp}.ndjson",
+            state.config.project_id, job.id
+        ));
+        job.file = file;
+        job.completed_at = Some(now);
+    }
+}
+
+fn job_json(job: &ExportJob) -> Value {
+    let mut r = Map::new();
+    r.insert("id".to_owned(), json!(job.id));
+    r.insert("created_at".to_owned(), rfc3339(job.created_at));
+    let status = if job.completed_at.is_some() {
+        "completed"
+    } else {
+        "pending"
+    };
+    r.insert("status".to_owned(), json!(status));
+    r.insert("request".to_owned(), job.request.clone());
+    if let Some(done) = job.completed_at {
+        r.insert("completed_at".to_owned(), rfc3339(done));
+    }
+    Value::Object(r)
+}
+
+/// `GET /_api/admin/users/export/{id}`: a fresh download URL on every call once done.
+pub(super) async fn get(
+    State(state): State<Arc<AuthgearState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let mut inner = state.lock();
+    let Some(job) = inner.exports.get(&id) else {
+        return error_response(api_error(
+            "NotFound",
+            "TaskNotFound",
+            "task not found",
+            None,
+        ));
+    };
+    let mut result = job_json(job);
+    if let Some(key) = job.key.clone() {
+        let token = new_id("").to_lowercase();
+        let url = format!("http://{host}/_sandbox/authgear/exports/{key}?token={token}");
+        if let Some(map) = result.as_object_mut() {
+            map.insert("download_url".to_owned(), json!(url));
+        }
+        inner.downloads.insert(
+            token,
+            Download {
+                job_id: id,
+                expires: Instant::now() + state.config.download_url_ttl,
+            },
+        );
+    }
+    result_response(result)
+}
+
+/// Query of the download route.
+#[derive(Debug, Deserialize)]
+pub(super) struct DownloadQuery {
+    token: Option<String>,
+}
+
+/// `GET /_sandbox/authgear/exports/{key}?token=...`.
+pub(super) async fn download(
+    State(state): State<Arc<AuthgearState>>,
+    Path(key): Path<String>,
+    Query(query): Query<DownloadQuery>,
+) -> Response {
+    let denied = |msg: &'static str| {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            msg,
+        )
+            .into_response()
+    };
+    let inner = state.lock();
+    let Some(grant) = query.token.as_deref().and_then(|t| inner.downloads.get(t)) else {
+        return denied("Access denied");
+    };
+    if Instant::now() >= grant.expires {
+        return denied("Request has expired");
+    }
+    let Some(job) = inner.exports.get(&grant.job_id) else {
+        return denied("Access denied");
+    };
+    if job.key.as_deref() != Some(key.as_str()) {
+        return denied("Access denied");
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename={key}"),
+            ),
+        ],
+        job.file.clone(),
+    )
+        .into_response()
+}

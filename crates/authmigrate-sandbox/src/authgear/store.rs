@@ -1,0 +1,896 @@
+//! The project's users and the per-record import procedure of §2.4.
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::api::{api_error, error_response};
+use super::schema::{check_password_hash, redact, validate_record};
+use super::{AuthgearConfig, AuthgearState, object};
+
+/// Reserved usernames (`block_reserved_usernames`); a short sample of Authgear's list.
+const RESERVED_USERNAMES: [&str; 12] = [
+    "admin",
+    "administrator",
+    "root",
+    "system",
+    "support",
+    "help",
+    "info",
+    "webmaster",
+    "postmaster",
+    "hostmaster",
+    "security",
+    "authgear",
+];
+
+/// Standard attributes that are not login IDs.
+const STD_ATTRS: [&str; 13] = [
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "address",
+];
+
+/// A login-ID type; the key name equals the type (`email`, `phone`, `username`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Email,
+    Phone,
+    Username,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Email, Kind::Phone, Kind::Username];
+
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone",
+            Kind::Username => "username",
+        }
+    }
+
+    /// The record field / standard claim.
+    fn field(self) -> &'static str {
+        match self {
+            Kind::Email => "email",
+            Kind::Phone => "phone_number",
+            Kind::Username => "preferred_username",
+        }
+    }
+
+    fn of_field(field: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.field() == field)
+    }
+
+    fn enabled(self, config: &AuthgearConfig) -> bool {
+        match self {
+            Kind::Email => config.login_id_keys.email,
+            Kind::Phone => config.login_id_keys.phone,
+            Kind::Username => config.login_id_keys.username,
+        }
+    }
+
+    /// Authgear's login-ID normaliser.
+    fn normalise(self, config: &AuthgearConfig, raw: &str) -> String {
+        match self {
+            Kind::Email if config.case_insensitive_login_ids => raw.to_lowercase(),
+            Kind::Email => match raw.rsplit_once('@') {
+                Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+                None => raw.to_owned(),
+            },
+            Kind::Username if config.case_insensitive_login_ids => raw.to_lowercase(),
+            Kind::Phone | Kind::Username => raw.to_owned(),
+        }
+    }
+}
+
+/// A login-ID identity.
+#[derive(Debug, Clone)]
+pub(super) struct LoginId {
+    pub(super) kind: Kind,
+    /// The normalised value (the stored claim).
+    pub(super) value: String,
+    /// The value as imported.
+    pub(super) original: String,
+}
+
+/// One stored user.
+#[derive(Clone)]
+pub(super) struct StoredUser {
+    pub(super) id: String,
+    pub(super) created_at: jiff::Timestamp,
+    pub(super) login_ids: Vec<LoginId>,
+    /// Verified claims: (`email` | `phone_number`, value).
+    pub(super) verified: Vec<(String, String)>,
+    pub(super) standard: Map<String, Value>,
+    pub(super) custom: Map<String, Value>,
+    pub(super) roles: Vec<String>,
+    pub(super) groups: Vec<String>,
+    pub(super) disabled: bool,
+    pub(super) account_valid_from: Option<String>,
+    pub(super) account_valid_until: Option<String>,
+    pub(super) password_hash: Option<String>,
+    pub(super) mfa_password_hash: Option<String>,
+    pub(super) mfa_emails: Vec<String>,
+    pub(super) mfa_phone_numbers: Vec<String>,
+    pub(super) totp_secrets: Vec<String>,
+}
+
+impl fmt::Debug for StoredUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredUser")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user as tests see it (no secrets: hashes and TOTP secrets are only counted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthgearUser {
+    /// The user id (a UUID).
+    pub id: String,
+    /// When the user was created.
+    pub created_at: jiff::Timestamp,
+    /// The email login ID (normalised).
+    pub email: Option<String>,
+    /// The phone login ID.
+    pub phone_number: Option<String>,
+    /// The username login ID (normalised).
+    pub preferred_username: Option<String>,
+    /// Whether the email claim is verified.
+    pub email_verified: bool,
+    /// Whether the phone claim is verified.
+    pub phone_number_verified: bool,
+    /// Standard attributes other than login IDs (`name`, `address`, ...).
+    pub standard_attributes: Map<String, Value>,
+    /// Custom attributes (declared names only).
+    pub custom_attributes: Map<String, Value>,
+    /// Role keys.
+    pub roles: Vec<String>,
+    /// Group keys.
+    pub groups: Vec<String>,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+    /// Whether a primary password exists.
+    pub has_password: bool,
+    /// Whether a secondary (MFA) password exists.
+    pub has_mfa_password: bool,
+    /// Secondary OOB email authenticators.
+    pub mfa_emails: Vec<String>,
+    /// Secondary OOB SMS authenticators.
+    pub mfa_phone_numbers: Vec<String>,
+    /// How many TOTP authenticators exist.
+    pub totp_count: usize,
+}
+
+impl StoredUser {
+    fn new(now: jiff::Timestamp) -> Self {
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_at: now,
+            login_ids: Vec::new(),
+            verified: Vec::new(),
+            standard: Map::new(),
+            custom: Map::new(),
+            roles: Vec::new(),
+            groups: Vec::new(),
+            disabled: false,
+            account_valid_from: None,
+            account_valid_until: None,
+            password_hash: None,
+            mfa_password_hash: None,
+            mfa_emails: Vec::new(),
+            mfa_phone_numbers: Vec::new(),
+            totp_secrets: Vec::new(),
+        }
+    }
+
+    fn login(&self, kind: Kind) -> Option<&str> {
+        self.login_ids
+            .iter()
+            .find(|l| l.kind == kind)
+            .map(|l| l.value.as_str())
+    }
+
+    fn is_verified(&self, claim: &str, kind: Kind) -> bool {
+        self.login(kind)
+            .is_some_and(|v| self.verified.iter().any(|(c, x)| c == claim && x == v))
+    }
+
+    pub(super) fn view(&self) -> AuthgearUser {
+        AuthgearUser {
+            id: self.id.clone(),
+            created_at: self.created_at,
+            email: self.login(Kind::Email).map(str::to_owned),
+            phone_number: self.login(Kind::Phone).map(str::to_owned),
+            preferred_username: self.login(Kind::Username).map(str::to_owned),
+            email_verified: self.is_verified("email", Kind::Email),
+            phone_number_verified: self.is_verified("phone_number", Kind::Phone),
+            standard_attributes: self.standard.clone(),
+            custom_attributes: self.custom.clone(),
+            roles: self.roles.clone(),
+            groups: self.groups.clone(),
+            disabled: self.disabled,
+            has_password: self.password_hash.is_some(),
+            has_mfa_password: self.mfa_password_hash.is_some(),
+            mfa_emails: self.mfa_emails.clone(),
+            mfa_phone_numbers: self.mfa_phone_numbers.clone(),
+            totp_count: self.totp_secrets.len(),
+        }
+    }
+
+    /// The §5 export record (no password hashes; TOTP secrets included, like Authgear).
+    pub(super) fn export_record(&self, project_id: &str) -> Value {
+        let mut rec = Map::new();
+        rec.insert("sub".to_owned(), json!(self.id));
+        for kind in Kind::ALL {
+            if let Some(v) = self.login(kind) {
+                rec.insert(kind.field().to_owned(), json!(v));
+            }
+        }
+        rec.insert(
+            "email_verified".to_owned(),
+            json!(self.is_verified("email", Kind::Email)),
+        );
+        rec.insert(
+            "phone_number_verified".to_owned(),
+            json!(self.is_verified("phone_number", Kind::Phone)),
+        );
+        for key in STD_ATTRS {
+            if key == "address" {
+                continue;
+            }
+            if let Some(v) = self.standard.get(key) {
+                rec.insert(key.to_owned(), v.clone());
+            }
+        }
+        let address = self
+            .standard
+            .get("address")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        rec.insert("address".to_owned(), address);
+        if !self.custom.is_empty() {
+            rec.insert("custom_attributes".to_owned(), json!(self.custom));
+        }
+        if !self.roles.is_empty() {
+            rec.insert("roles".to_owned(), json!(self.roles));
+        }
+        if !self.groups.is_empty() {
+            rec.insert("groups".to_owned(), json!(self.groups));
+        }
+        rec.insert(
+            "created_at".to_owned(),
+            super::api::rfc3339(self.created_at),
+        );
+        rec.insert("disabled".to_owned(), json!(self.disabled));
+        rec.insert("is_anonymized".to_owned(), json!(false));
+        if let Some(v) = &self.account_valid_from {
+            rec.insert("account_valid_from".to_owned(), json!(v));
+        }
+        if let Some(v) = &self.account_valid_until {
+            rec.insert("account_valid_until".to_owned(), json!(v));
+        }
+        let identities: Vec<Value> = self
+            .login_ids
+            .iter()
+            .map(|l| {
+                json!({
+                    "type": "login_id",
+                    "login_id": {
+                        "key": l.kind.key(),
+                        "type": l.kind.key(),
+                        "value": l.value,
+                        "original_value": l.original,
+                    },
+                    "claims": { l.kind.field(): l.value },
+                })
+            })
+            .collect();
+        rec.insert("identities".to_owned(), json!(identities));
+        let label = self
+            .login_ids
+            .first()
+            .map(|l| l.value.clone())
+            .unwrap_or_else(|| self.id.clone());
+        let totps: Vec<Value> = self
+            .totp_secrets
+            .iter()
+            .map(|secret| {
+                json!({
+                    "secret": secret,
+                    "uri": format!(
+                        "otpauth://totp/{project_id}:{label}?algorithm=SHA1&digits=6&issuer={project_id}&period=30&secret={secret}"
+                    ),
+                })
+            })
+            .collect();
+        rec.insert(
+            "mfa".to_owned(),
+            json!({
+                "emails": self.mfa_emails,
+                "phone_numbers": self.mfa_phone_numbers,
+                "totps": totps,
+            }),
+        );
+        rec.insert("biometric_count".to_owned(), json!(0));
+        rec.insert("passkey_count".to_owned(), json!(0));
+        Value::Object(rec)
+    }
+}
+
+/// All users.
+#[derive(Debug, Default)]
+pub(super) struct Store {
+    pub(super) users: Vec<StoredUser>,
+}
+
+impl Store {
+    /// `ListByClaim`: exact match of the raw value against stored (normalised) claims.
+    fn list_by_claim(&self, kind: Kind, raw: &str) -> Vec<usize> {
+        self.users
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.login_ids.iter().any(|l| l.kind == kind && l.value == raw))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// A login ID, normalised like Authgear, of any type.
+    pub(super) fn find_by_login_id(
+        &self,
+        config: &AuthgearConfig,
+        login_id: &str,
+    ) -> Option<&StoredUser> {
+        self.users.iter().find(|u| {
+            u.login_ids
+                .iter()
+                .any(|l| l.value == l.kind.normalise(config, login_id))
+        })
+    }
+
+    /// `CheckDuplicated`: another user already has this login ID.
+    fn check_duplicate(&self, li: &LoginId, owner: &str) -> Result<(), Value> {
+        let dup = self.users.iter().any(|u| {
+            u.id != owner
+                && u.login_ids
+                    .iter()
+                    .any(|l| l.kind == li.kind && l.value == li.value)
+        });
+        if dup {
+            return Err(api_error(
+                "Invalid",
+                "InvariantViolated",
+                "identity already exists",
+                Some(json!({
+                    "cause": { "kind": "DuplicatedIdentity" },
+                    "IdentityTypeIncoming": "login_id",
+                    "LoginIDTypeIncoming": li.kind.key(),
+                    "IdentityTypeExisting": "login_id",
+                    "LoginIDTypeExisting": li.kind.key(),
+                })),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A per-record outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Inserted,
+    Updated,
+    Skipped,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Inserted => "inserted",
+            Outcome::Updated => "updated",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// `details[]` entry.
+#[derive(Debug, Clone)]
+pub(super) struct Detail {
+    pub(super) index: usize,
+    pub(super) record: Option<Value>,
+    pub(super) outcome: Outcome,
+    pub(super) user_id: Option<String>,
+    pub(super) warnings: Vec<String>,
+    pub(super) errors: Vec<Value>,
+}
+
+impl Detail {
+    fn warn(&mut self, message: impl Into<String>) {
+        self.warnings.push(message.into());
+    }
+
+    pub(super) fn to_json(&self) -> Value {
+        let mut d = Map::new();
+        d.insert("index".to_owned(), json!(self.index));
+        if let Some(r) = &self.record {
+            d.insert("record".to_owned(), r.clone());
+        }
+        d.insert("outcome".to_owned(), json!(self.outcome.as_str()));
+        if let Some(id) = &self.user_id {
+            d.insert("user_id".to_owned(), json!(id));
+        }
+        if !self.warnings.is_empty() {
+            let w: Vec<Value> = self
+                .warnings
+                .iter()
+                .map(|m| json!({ "message": m }))
+                .collect();
+            d.insert("warnings".to_owned(), json!(w));
+        }
+        if !self.errors.is_empty() {
+            d.insert("errors".to_owned(), json!(self.errors));
+        }
+        Value::Object(d)
+    }
+}
+
+/// Imports one record (its own "transaction": on error nothing is stored).
+pub(super) fn import_record(
+    store: &mut Store,
+    config: &AuthgearConfig,
+    identifier: &str,
+    upsert: bool,
+    index: usize,
+    raw: &Value,
+) -> Detail {
+    let mut detail = Detail {
+        index,
+        record: Some(redact(raw)),
+        outcome: Outcome::Failed,
+        user_id: None,
+        warnings: Vec::new(),
+        errors: Vec::new(),
+    };
+    let result = import_in_txn(store, config, identifier, upsert, raw, &mut detail);
+    if let Err(err) = result {
+        detail.outcome = Outcome::Failed;
+        detail.user_id = None;
+        detail.errors = vec![err];
+    }
+    detail
+}
+
+fn import_in_txn(
+    store: &mut Store,
+    config: &AuthgearConfig,
+    identifier: &str,
+    upsert: bool,
+    raw: &Value,
+    detail: &mut Detail,
+) -> Result<(), Value> {
+    let Some(record) = raw.as_object() else {
+        return Err(super::api::unexpected_error());
+    };
+    let causes = validate_record(identifier, record);
+    if !causes.is_empty() {
+        return Err(causes.into_error("invalid value"));
+    }
+    let kind = Kind::of_field(identifier).ok_or_else(super::api::unexpected_error)?;
+    let value = record
+        .get(identifier)
+        .and_then(Value::as_str)
+        .ok_or_else(super::api::unexpected_error)?;
+    let matches = store.list_by_claim(kind, value);
+    match matches.as_slice() {
+        [] => insert(store, config, record, detail),
+        [idx] if upsert => update(store, config, identifier, record, *idx, detail),
+        [idx] => {
+            detail.user_id = Some(store.users[*idx].id.clone());
+            detail.outcome = Outcome::Skipped;
+            detail.warn("skipping because upsert = false and user exists");
+            Ok(())
+        }
+        many => Err(unexpected_identities(many.len())),
+    }
+}
+
+fn unexpected_identities(_n: usize) -> Value {
+    // Go: `unexpected number of identities found: N`, surfaced untranslated.
+    super::api::unexpected_error()
+}
+
+/// `Identities.New` for a login ID: the login-ID checker, then normalisation.
+fn new_login_id(config: &AuthgearConfig, kind: Kind, raw: &str) -> Result<LoginId, Value> {
+    let invalid = |kind_: &str, details: Value| {
+        api_error(
+            "Invalid",
+            "ValidationFailed",
+            "invalid login ID",
+            Some(json!({ "causes": [ { "location": "", "kind": kind_, "details": details } ] })),
+        )
+    };
+    let max = match kind {
+        Kind::Email => 320,
+        Kind::Phone | Kind::Username => 40,
+    };
+    let len = raw.chars().count();
+    if len > max {
+        return Err(invalid(
+            "maxLength",
+            json!({ "actual": len, "expected": max }),
+        ));
+    }
+    let value = kind.normalise(config, raw);
+    if kind == Kind::Username {
+        let ascii = raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !ascii {
+            return Err(invalid("format", json!({ "format": "username" })));
+        }
+        if RESERVED_USERNAMES.contains(&value.to_lowercase().as_str()) {
+            return Err(invalid("blocked", json!({ "reason": "UsernameReserved" })));
+        }
+    }
+    Ok(LoginId {
+        kind,
+        value,
+        original: raw.to_owned(),
+    })
+}
+
+fn field<'a>(record: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    record.get(key)
+}
+
+fn merge_standard(user: &mut StoredUser, record: &Map<String, Value>) {
+    for key in STD_ATTRS {
+        match record.get(key) {
+            None => {}
+            Some(Value::Null) => {
+                user.standard.remove(key);
+            }
+            Some(v) => {
+                user.standard.insert(key.to_owned(), v.clone());
+            }
+        }
+    }
+}
+
+fn apply_custom(user: &mut StoredUser, config: &AuthgearConfig, record: &Map<String, Value>) {
+    let Some(custom) = record.get("custom_attributes").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, v) in custom {
+        if !config.custom_attributes.iter().any(|c| c == key) {
+            continue;
+        }
+        if v.is_null() {
+            user.custom.remove(key);
+        } else {
+            user.custom.insert(key.clone(), v.clone());
+        }
+    }
+}
+
+fn keys_of(record: &Map<String, Value>, key: &str, defined: &[String]) -> Option<Vec<String>> {
+    let items = record.get(key)?.as_array()?;
+    let mut out: Vec<String> = Vec::new();
+    for item in items.iter().filter_map(Value::as_str) {
+        if defined.iter().any(|d| d == item) && !out.iter().any(|o| o == item) {
+            out.push(item.to_owned());
+        }
+    }
+    Some(out)
+}
+
+fn account_validity(user: &mut StoredUser, record: &Map<String, Value>) -> Result<(), Value> {
+    let utc = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.to_string())
+    };
+    if let Some(v) = record.get("account_valid_from") {
+        user.account_valid_from = utc(v);
+    }
+    if let Some(v) = record.get("account_valid_until") {
+        user.account_valid_until = utc(v);
+    }
+    if let (Some(from), Some(until)) = (&user.account_valid_from, &user.account_valid_until) {
+        let (Ok(from), Ok(until)) = (
+            from.parse::<jiff::Timestamp>(),
+            until.parse::<jiff::Timestamp>(),
+        ) else {
+            return Err(super::api::unexpected_error());
+        };
+        if from >= until {
+            return Err(api_error(
+                "Invalid",
+                "InvalidAccountStatusTransition",
+                "account_valid_from must be earlier than account_valid_until",
+                None,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn password_hash_of(v: Option<&Value>) -> Option<&str> {
+    v?.get("password_hash")?.as_str()
+}
+
+fn insert(
+    store: &mut Store,
+    config: &AuthgearConfig,
+    record: &Map<String, Value>,
+    detail: &mut Detail,
+) -> Result<(), Value> {
+    let mut user = StoredUser::new(jiff::Timestamp::now());
+    let mut specs = Vec::new();
+    for kind in Kind::ALL {
+        let f = kind.field();
+        match field(record, f) {
+            None => {}
+            Some(Value::Null) => detail.warn(format!("{f} = null has no effect in insert.")),
+            Some(v) => {
+                if !kind.enabled(config) {
+                    detail.warn(format!(
+                        "{f} is ignored because it is not an allowed login ID."
+                    ));
+                } else if let Some(s) = v.as_str() {
+                    specs.push((kind, s));
+                }
+            }
+        }
+    }
+    let mut infos = Vec::new();
+    for (kind, s) in specs {
+        infos.push(new_login_id(config, kind, s)?);
+    }
+    for info in infos {
+        store.check_duplicate(&info, &user.id)?;
+        user.login_ids.push(info);
+    }
+    for (kind, claim, flag) in [
+        (Kind::Email, "email", "email_verified"),
+        (Kind::Phone, "phone_number", "phone_number_verified"),
+    ] {
+        match field(record, flag).and_then(Value::as_bool) {
+            None => {}
+            Some(false) => detail.warn(format!("{flag} = false has no effect in insert.")),
+            Some(true) => match user.login(kind).map(str::to_owned) {
+                Some(v) => user.verified.push((claim.to_owned(), v)),
+                None => detail.warn(format!(
+                    "{flag} = true has no effect when {claim} is absent."
+                )),
+            },
+        }
+    }
+    merge_standard(&mut user, record);
+    apply_custom(&mut user, config, record);
+    match field(record, "disabled").and_then(Value::as_bool) {
+        Some(false) => detail.warn("disabled = false has no effect in insert."),
+        Some(true) => user.disabled = true,
+        None => {}
+    }
+    account_validity(&mut user, record)?;
+    if let Some(roles) = keys_of(record, "roles", &config.roles) {
+        user.roles = roles;
+    }
+    if let Some(groups) = keys_of(record, "groups", &config.groups) {
+        user.groups = groups;
+    }
+    if let Some(hash) = password_hash_of(record.get("password")) {
+        check_password_hash(hash)?;
+        user.password_hash = Some(hash.to_owned());
+    }
+    let mfa = record.get("mfa").and_then(Value::as_object);
+    if let Some(hash) = password_hash_of(mfa.and_then(|m| m.get("password"))) {
+        check_password_hash(hash)?;
+        user.mfa_password_hash = Some(hash.to_owned());
+    }
+    if let Some(mfa) = mfa {
+        match mfa.get("email") {
+            None => {}
+            Some(Value::Null) => detail.warn("mfa.email = null has no effect in insert."),
+            Some(v) => user.mfa_emails.extend(v.as_str().map(str::to_owned)),
+        }
+        match mfa.get("phone_number") {
+            None => {}
+            Some(Value::Null) => detail.warn("mfa.phone_number = null has no effect in insert."),
+            Some(v) => user.mfa_phone_numbers.extend(v.as_str().map(str::to_owned)),
+        }
+        if let Some(secret) = mfa
+            .get("totp")
+            .and_then(|t| t.get("secret"))
+            .and_then(Value::as_str)
+        {
+            user.totp_secrets.push(secret.to_owned());
+        }
+    }
+    detail.user_id = Some(user.id.clone());
+    detail.outcome = Outcome::Inserted;
+    store.users.push(user);
+    Ok(())
+}
+
+fn update(
+    store: &mut Store,
+    config: &AuthgearConfig,
+    identifier: &str,
+    record: &Map<String, Value>,
+    idx: usize,
+    detail: &mut Detail,
+) -> Result<(), Value> {
+    let mut user = store.users[idx].clone();
+    // 1. login IDs other than the identifier.
+    for kind in Kind::ALL {
+        let f = kind.field();
+        if f == identifier {
+            continue;
+        }
+        match field(record, f) {
+            None => {}
+            Some(Value::Null) => user.login_ids.retain(|l| l.kind != kind),
+            Some(v) => {
+                let Some(s) = v.as_str() else { continue };
+                let info = new_login_id(config, kind, s)?;
+                store.check_duplicate(&info, &user.id)?;
+                match user.login_ids.iter_mut().find(|l| l.kind == kind) {
+                    Some(existing) => *existing = info,
+                    None => user.login_ids.push(info),
+                }
+            }
+        }
+    }
+    // 2. verified claims.
+    for (kind, claim, flag) in [
+        (Kind::Email, "email", "email_verified"),
+        (Kind::Phone, "phone_number", "phone_number_verified"),
+    ] {
+        let Some(verified) = field(record, flag).and_then(Value::as_bool) else {
+            continue;
+        };
+        match field(record, claim) {
+            None => detail.warn(format!("{flag} has no effect when {claim} is absent.")),
+            Some(Value::Null) => detail.warn(format!("{flag} has no effect when {claim} = null.")),
+            Some(v) => {
+                let raw = v.as_str().unwrap_or_default();
+                if user.login(kind) == Some(raw) {
+                    let pair = (claim.to_owned(), raw.to_owned());
+                    user.verified.retain(|p| *p != pair);
+                    if verified {
+                        user.verified.push(pair);
+                    }
+                }
+            }
+        }
+    }
+    // 3-4. standard and custom attributes.
+    merge_standard(&mut user, record);
+    apply_custom(&mut user, config, record);
+    // 5. account status: invalid transitions are warnings.
+    match field(record, "disabled").and_then(Value::as_bool) {
+        Some(true) if user.disabled => {
+            detail.warn("invalid account status transition: disabled -> disabled")
+        }
+        Some(false) if !user.disabled => {
+            detail.warn("invalid account status transition: normal -> normal")
+        }
+        Some(d) => user.disabled = d,
+        None => {}
+    }
+    account_validity(&mut user, record)?;
+    // 6-7. roles and groups.
+    if let Some(roles) = keys_of(record, "roles", &config.roles) {
+        user.roles = roles;
+    }
+    if let Some(groups) = keys_of(record, "groups", &config.groups) {
+        user.groups = groups;
+    }
+    // password, mfa.password and mfa.totp are ignored on update.
+    // 8. mfa.email / mfa.phone_number.
+    if let Some(mfa) = record.get("mfa").and_then(Value::as_object) {
+        for (key, list) in [
+            ("email", &mut user.mfa_emails),
+            ("phone_number", &mut user.mfa_phone_numbers),
+        ] {
+            match mfa.get(key) {
+                None => {}
+                Some(Value::Null) => list.clear(),
+                Some(v) => {
+                    let Some(s) = v.as_str() else { continue };
+                    if !(list.len() == 1 && list[0] == s) {
+                        *list = vec![s.to_owned()];
+                    }
+                }
+            }
+        }
+    }
+    detail.user_id = Some(user.id.clone());
+    detail.outcome = Outcome::Updated;
+    store.users[idx] = user;
+    Ok(())
+}
+
+/// bcrypt verification (`$2a$`, `$2b$`, `$2y$`); other formats never verify.
+pub(super) fn verify_password(password: &str, hash: &str) -> bool {
+    bcrypt::verify(password, hash).unwrap_or(false)
+}
+
+/// `POST /_sandbox/authgear/login`.
+pub(super) async fn login(
+    State(state): State<Arc<AuthgearState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let parsed: Option<(String, String)> =
+        serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+            Some((
+                v.get("login_id")?.as_str()?.to_owned(),
+                v.get("password")?.as_str()?.to_owned(),
+            ))
+        });
+    let Some((login_id, password)) = parsed else {
+        return error_response(api_error(
+            "BadRequest",
+            "BadRequest",
+            "body must be {\"login_id\": string, \"password\": string}",
+            None,
+        ));
+    };
+    let found = {
+        let inner = state.lock();
+        inner
+            .store
+            .find_by_login_id(&state.config, &login_id)
+            .map(|u| (u.id.clone(), u.password_hash.clone(), u.disabled))
+    };
+    let unauthorized = || {
+        error_response(api_error(
+            "Unauthorized",
+            "InvalidCredentials",
+            "invalid credentials",
+            None,
+        ))
+    };
+    let Some((user_id, Some(hash), disabled)) = found else {
+        return unauthorized();
+    };
+    // bcrypt is CPU-heavy; keep it off the async workers.
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return unauthorized();
+    }
+    if disabled {
+        return error_response(api_error(
+            "Forbidden",
+            "UserDisabled",
+            "user is disabled",
+            None,
+        ));
+    }
+    (
+        StatusCode::OK,
+        axum::Json(object([("user_id", json!(user_id))])),
+    )
+        .into_response()
+}
