@@ -4,6 +4,17 @@
 //!   neutral [`UserRecord`](authmigrate_core::UserRecord).
 //! - [`validate`]: offline checks of an import body against Authgear's schema
 //!   (`authmigrate validate --for authgear`).
+//! - [`config`]: the backend's settings ([`AuthgearSettings`], [`AuthgearAuth`]).
+//! - [`auth`]: Admin API tokens (RS256 JWTs minted with the admin key, cached).
+//! - [`client`]: the import endpoints over HTTP, through the shared retry policy.
+//! - [`backend`]: [`AuthgearBackend`], the import backend the core driver runs.
 
+pub mod auth;
+pub mod backend;
+pub mod client;
+pub mod config;
 pub mod format;
 pub mod validate;
+
+pub use backend::AuthgearBackend;
+pub use config::{AuthgearAuth, AuthgearSettings};
