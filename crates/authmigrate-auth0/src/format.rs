@@ -259,6 +259,10 @@ pub fn to_bulk_user(record: &UserRecord, opts: &Auth0MapOptions) -> Result<Mappe
         o.insert("mfa_factors".into(), factors);
     }
 
+    if record.password.is_none() {
+        w.push(authmigrate_core::format::NO_PASSWORD.to_owned());
+    }
+
     Ok(Mapped {
         json: Value::Object(o),
         warnings: w,

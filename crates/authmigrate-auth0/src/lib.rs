@@ -5,5 +5,14 @@
 //! - [`validate`]: offline checks of a bulk-import file against Auth0's schema
 //!   (`authmigrate validate --for auth0`).
 
+pub mod backend;
+pub mod client;
+pub mod config;
+pub mod create;
+pub mod export;
 pub mod format;
+pub mod tickets;
 pub mod validate;
+
+pub use backend::Auth0Backend;
+pub use config::{Auth0Auth, Auth0Settings};

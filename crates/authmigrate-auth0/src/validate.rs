@@ -41,7 +41,6 @@ const ROOT_FIELDS: [&str; 17] = [
     "mfa_factors",
 ];
 
-
 /// `^\+[1-9][0-9]{1,14}$` (E.164).
 fn is_e164(s: &str) -> bool {
     s.strip_prefix('+').is_some_and(|d| {

@@ -1,0 +1,911 @@
+//! [`Auth0Backend`]: the [`ImportBackend`] for Auth0 bulk user imports
+//! (`POST /api/v2/jobs/users-imports`, `GET /api/v2/jobs/{id}`, `GET /api/v2/jobs/{id}/errors`).
+//!
+//! The driver in `authmigrate_core::driver` does the chunking, pipelining,
+//! back-pressure and resuming; this module speaks Auth0's wire protocol only.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use authmigrate_core::backend::{
+    BackendError, Batch, Encoded, ImportBackend, JobId, JobState, Limits, Outcome, RecordFailure,
+    RecordOutcome, Submit,
+};
+use authmigrate_core::record::{HashAlgorithm, UserRecord};
+use authmigrate_core::retry::{self, HttpReply, Verdict};
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use crate::client::{Auth0Client, api_message, auth_error};
+use crate::config::Auth0Settings;
+use crate::format::{self, AUTH0_ID_PREFIX};
+
+/// Auth0's hard limit on an import request's content, in bytes.
+pub const MAX_UPLOAD_BYTES: usize = 512_000;
+/// Import jobs Auth0 runs at once per tenant.
+pub const MAX_JOBS_IN_FLIGHT: usize = 2;
+/// Length of the multipart boundary (fixed, so the body size is exact).
+pub const BOUNDARY_LEN: usize = 40;
+/// Length of a connection id: `con_` + 16 alphanumerics (`^con_[A-Za-z0-9]{16}$`).
+pub const CONNECTION_ID_LEN: usize = 20;
+/// The substring of Auth0's 429 that means "too many import jobs", not a rate limit.
+pub const BUSY_MARKER: &str = "active import users jobs";
+/// The reason given when a polled job no longer exists.
+pub const JOB_NOT_FOUND: &str = "job not found (expired?)";
+
+/// The Auth0 bulk-import backend. Build it with [`Auth0Backend::new`].
+pub struct Auth0Backend {
+    settings: Auth0Settings,
+    client: Arc<Auth0Client>,
+    connection_id: OnceCell<String>,
+}
+
+impl fmt::Debug for Auth0Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth0Backend")
+            .field("settings", &self.settings)
+            .field("connection_id", &self.connection_id.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One `users-imports` request body, exactly as sent.
+#[derive(Clone)]
+pub struct ImportBody {
+    /// `multipart/form-data; boundary=…`.
+    pub content_type: String,
+    /// The whole body.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for ImportBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body holds password hashes: size only.
+        f.debug_struct("ImportBody")
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl Auth0Backend {
+    /// Checks the settings (base URL, `http://` only for loopback) and builds the
+    /// backend. Sends nothing.
+    pub fn new(settings: Auth0Settings) -> Result<Self, BackendError> {
+        let client = Arc::new(Auth0Client::new(&settings)?);
+        Ok(Self {
+            settings,
+            client,
+            connection_id: OnceCell::new(),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Auth0Settings {
+        &self.settings
+    }
+
+    /// The HTTP client (shared with [`crate::create`]).
+    pub fn client(&self) -> &Arc<Auth0Client> {
+        &self.client
+    }
+
+    /// The resolved `con_…` id, once [`ImportBackend::prepare`] ran.
+    pub fn connection_id(&self) -> Option<&str> {
+        self.connection_id.get().map(String::as_str)
+    }
+
+    /// Bytes a request adds around a records array (exact: the boundary and the
+    /// connection id have fixed lengths, the other fields come from the settings).
+    pub fn multipart_overhead(&self) -> usize {
+        let boundary = "b".repeat(BOUNDARY_LEN);
+        let con = "c".repeat(CONNECTION_ID_LEN);
+        self.build_body_with(&[], &con, &boundary).bytes.len()
+    }
+
+    /// The exact `users-imports` body for a records array and a connection id.
+    pub fn import_body(&self, array: &[u8], connection_id: &str) -> ImportBody {
+        let boundary = loop {
+            let b = random_boundary();
+            if !contains(array, b.as_bytes()) {
+                break b;
+            }
+        };
+        self.build_body_with(array, connection_id, &boundary)
+    }
+
+    fn build_body_with(&self, array: &[u8], connection_id: &str, boundary: &str) -> ImportBody {
+        let mut out = Vec::with_capacity(array.len() + 1024);
+        let mut part = |headers: &str, value: &[u8]| {
+            out.extend_from_slice(b"--");
+            out.extend_from_slice(boundary.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(headers.as_bytes());
+            out.extend_from_slice(b"\r\n\r\n");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        part(
+            "Content-Disposition: form-data; name=\"users\"; filename=\"users.json\"\r\nContent-Type: application/json",
+            array,
+        );
+        let field = |name: &str| format!("Content-Disposition: form-data; name=\"{name}\"");
+        part(&field("connection_id"), connection_id.as_bytes());
+        part(&field("upsert"), bool_str(self.settings.upsert).as_bytes());
+        part(
+            &field("send_completion_email"),
+            bool_str(self.settings.send_completion_email).as_bytes(),
+        );
+        if let Some(id) = &self.settings.external_id {
+            part(&field("external_id"), id.as_bytes());
+        }
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"--\r\n");
+        ImportBody {
+            content_type: format!("multipart/form-data; boundary={boundary}"),
+            bytes: out,
+        }
+    }
+
+    async fn resolved_connection(&self) -> Result<&str, BackendError> {
+        self.connection_id
+            .get_or_try_init(|| resolve_connection(&self.client, &self.settings.connection))
+            .await
+            .map(String::as_str)
+    }
+
+    async fn job_errors(&self, job: &JobId) -> Result<Option<Vec<Value>>, BackendError> {
+        let url = self.client.api_url(&["jobs", &job.0, "errors"]);
+        let reply = self.client.get("read import job errors", &url).await?;
+        match reply.status.as_u16() {
+            204 => Ok(Some(Vec::new())),
+            200 if reply.body.iter().all(u8::is_ascii_whitespace) => Ok(Some(Vec::new())),
+            200 => match reply.json::<Value>() {
+                Ok(Value::Array(a)) => Ok(Some(a)),
+                // The documented alternative answer: the job object itself.
+                Ok(_) => Ok(Some(Vec::new())),
+                Err(e) => Err(BackendError::Transient(format!(
+                    "job {job}: invalid errors list from auth0: {e}"
+                ))),
+            },
+            404 => Ok(None),
+            401 | 403 => Err(auth_error("read import job errors", &reply)),
+            code => Err(BackendError::Transient(format!(
+                "job {job}: reading its errors answered HTTP {code}: {}",
+                api_message(&reply)
+            ))),
+        }
+    }
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b { "true" } else { "false" }
+}
+
+fn random_boundary() -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..BOUNDARY_LEN - 12)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect();
+    format!("authmigrate-{tail}")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether `s` matches `^con_[A-Za-z0-9]{16}$`.
+pub fn is_connection_id(s: &str) -> bool {
+    s.len() == CONNECTION_ID_LEN
+        && s.strip_prefix("con_")
+            .is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The connections of an answer of `GET /connections` (bare array or wrapped).
+fn connections_of(v: Value) -> Vec<Map<String, Value>> {
+    let list = match v {
+        Value::Array(a) => a,
+        Value::Object(mut o) => match o.remove("connections") {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    list.into_iter()
+        .filter_map(|c| match c {
+            Value::Object(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+fn str_of<'a>(o: &'a Map<String, Value>, key: &str) -> &'a str {
+    o.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A connection found by name.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) id: String,
+    pub(crate) requires_username: bool,
+}
+
+/// Resolves a database connection's NAME to its id and checks it is usable: strategy
+/// `auth0` and at least one enabled application.
+pub(crate) async fn find_connection(
+    client: &Auth0Client,
+    name: &str,
+) -> Result<ConnectionInfo, BackendError> {
+    let what = "look up the connection";
+    let mut url = client.api_url(&["connections"]);
+    url.query_pairs_mut().append_pair("name", name);
+    let reply = client.get(what, &url).await?;
+    let found = match reply.status.as_u16() {
+        200 => connections_of(reply.json::<Value>().map_err(|e| {
+            BackendError::fatal(format!("invalid connections list from auth0: {e}"), None)
+        })?),
+        401 | 403 => return Err(auth_error(what, &reply)),
+        code => {
+            return Err(BackendError::fatal(
+                format!(
+                    "{what} `{name}`: auth0 answered HTTP {code}: {}",
+                    api_message(&reply)
+                ),
+                None,
+            ));
+        }
+    };
+    let Some(conn) = found.into_iter().find(|c| str_of(c, "name") == name) else {
+        let names = database_connections(client).await?;
+        return Err(BackendError::fatal(
+            format!("connection `{name}` not found"),
+            Some(list_hint(&names)),
+        ));
+    };
+    let strategy = str_of(&conn, "strategy");
+    if strategy != "auth0" {
+        let names = database_connections(client).await?;
+        return Err(BackendError::fatal(
+            format!(
+                "connection `{name}` is not a database connection (strategy `{strategy}`); bulk import needs strategy `auth0`"
+            ),
+            Some(list_hint(&names)),
+        ));
+    }
+    let id = str_of(&conn, "id").to_owned();
+    if !is_connection_id(&id) {
+        return Err(BackendError::fatal(
+            format!(
+                "connection `{name}` has id `{id}`, which does not match ^con_[A-Za-z0-9]{{16}}$"
+            ),
+            None,
+        ));
+    }
+    let mut url = client.api_url(&["connections", &id, "clients"]);
+    url.query_pairs_mut().append_pair("take", "1");
+    let what = "read the connection's enabled applications";
+    let reply = client.get(what, &url).await?;
+    let enabled = match reply.status.as_u16() {
+        200 => reply
+            .json::<Value>()
+            .ok()
+            .and_then(|v| v.get("clients").and_then(Value::as_array).map(Vec::len))
+            .unwrap_or(0),
+        401 | 403 => return Err(auth_error(what, &reply)),
+        code => {
+            return Err(BackendError::fatal(
+                format!(
+                    "{what} of `{name}`: auth0 answered HTTP {code}: {}",
+                    api_message(&reply)
+                ),
+                None,
+            ));
+        }
+    };
+    if enabled == 0 {
+        return Err(BackendError::fatal(
+            format!(
+                "failed to continue due to the connection with name `{name}` being disabled: no application is enabled on it"
+            ),
+            Some(format!(
+                "enable an application on this connection (Dashboard > Authentication > Database > {name} > Applications, or PATCH /api/v2/connections/{id}/clients) and try again"
+            )),
+        ));
+    }
+    let requires_username = conn
+        .get("options")
+        .and_then(|o| o.get("requires_username"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(ConnectionInfo {
+        id,
+        requires_username,
+    })
+}
+
+async fn resolve_connection(client: &Auth0Client, name: &str) -> Result<String, BackendError> {
+    find_connection(client, name).await.map(|c| c.id)
+}
+
+fn list_hint(names: &[String]) -> String {
+    if names.is_empty() {
+        "this tenant has no database connection (strategy `auth0`): create one first".to_owned()
+    } else {
+        format!(
+            "pass --connection with one of the tenant's database connections: {}",
+            names.join(", ")
+        )
+    }
+}
+
+/// Names of the tenant's database connections (first 1000).
+async fn database_connections(client: &Auth0Client) -> Result<Vec<String>, BackendError> {
+    let mut names = Vec::new();
+    for page in 0..10u32 {
+        let mut url = client.api_url(&["connections"]);
+        url.query_pairs_mut()
+            .append_pair("strategy", "auth0")
+            .append_pair("per_page", "100")
+            .append_pair("page", &page.to_string());
+        let reply = client.get("list database connections", &url).await?;
+        if !reply.status.is_success() {
+            break;
+        }
+        let list = connections_of(reply.json::<Value>().unwrap_or(Value::Null));
+        let n = list.len();
+        names.extend(
+            list.iter()
+                .filter(|c| str_of(c, "strategy") == "auth0")
+                .map(|c| str_of(c, "name").to_owned()),
+        );
+        if n < 100 {
+            break;
+        }
+    }
+    Ok(names)
+}
+
+fn busy_classifier(reply: &HttpReply) -> Verdict {
+    if is_busy(reply) {
+        Verdict::Done
+    } else {
+        retry::default_verdict(reply)
+    }
+}
+
+fn is_busy(reply: &HttpReply) -> bool {
+    reply.status == StatusCode::TOO_MANY_REQUESTS && reply.text_lossy().contains(BUSY_MARKER)
+}
+
+#[async_trait]
+impl ImportBackend for Auth0Backend {
+    fn name(&self) -> &'static str {
+        "auth0"
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_upload_bytes: MAX_UPLOAD_BYTES,
+            max_array_bytes: MAX_UPLOAD_BYTES.saturating_sub(self.multipart_overhead()),
+            max_jobs_in_flight: MAX_JOBS_IN_FLIGHT,
+            max_records_per_job: None,
+            accepted_hashes: HashAlgorithm::ALL.to_vec(),
+        }
+    }
+
+    fn encode(&self, record: &UserRecord) -> Result<Encoded, RecordFailure> {
+        let mapped = format::to_bulk_user(record, &self.settings.map)?;
+        let json = serde_json::to_vec(&mapped.json).map_err(|e| {
+            RecordFailure::new(
+                "INVALID_RECORD",
+                format!("cannot serialize the record: {e}"),
+            )
+        })?;
+        Ok(Encoded {
+            json,
+            warnings: mapped.warnings,
+        })
+    }
+
+    async fn prepare(&self) -> Result<(), BackendError> {
+        self.resolved_connection().await.map(|_| ())
+    }
+
+    async fn submit(&self, batch: &Batch) -> Result<Submit, BackendError> {
+        let connection_id = self.resolved_connection().await?;
+        let body = self.import_body(&batch.to_array(), connection_id);
+        let size = body.bytes.len();
+        let bytes = bytes::Bytes::from(body.bytes);
+        let url = self.client.api_url(&["jobs", "users-imports"]);
+        let what = "create an import job";
+        let reply = self
+            .client
+            .send_with(
+                what,
+                |http| {
+                    http.post(url.clone())
+                        .header(CONTENT_TYPE, body.content_type.as_str())
+                        .body(bytes.clone())
+                },
+                busy_classifier,
+            )
+            .await?;
+        let status = reply.status.as_u16();
+        if reply.status.is_success() {
+            let id = reply
+                .json::<Value>()
+                .ok()
+                .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+                .ok_or_else(|| {
+                    BackendError::fatal(
+                        format!(
+                            "auth0 accepted chunk {} but its answer has no job id",
+                            batch.chunk
+                        ),
+                        None,
+                    )
+                })?;
+            tracing::debug!(chunk = batch.chunk, job = %id, bytes = size, "import job created");
+            return Ok(Submit::Accepted(JobId(id)));
+        }
+        if is_busy(&reply) {
+            let now = SystemTime::now();
+            let retry_after = retry::parse_retry_after(&reply.headers, now)
+                .or_else(|| retry::parse_ratelimit_reset(&reply.headers, now))
+                .filter(|d| !d.is_zero())
+                .map(|d| d.min(retry::MAX_RESET_WAIT));
+            return Ok(Submit::Busy { retry_after });
+        }
+        let message = api_message(&reply);
+        Err(match status {
+            413 => BackendError::fatal(
+                format!(
+                    "auth0 refused chunk {} ({size} bytes) as too large: {message}",
+                    batch.chunk
+                ),
+                Some("this is a bug in authmigrate's chunking; please report it".to_owned()),
+            ),
+            400 => BackendError::fatal(
+                format!(
+                    "auth0 refused the import job for chunk {}: {message}",
+                    batch.chunk
+                ),
+                Some(format!(
+                    "check the connection `{}` (a database connection with an enabled application)",
+                    self.settings.connection
+                )),
+            ),
+            401 | 403 => auth_error(what, &reply),
+            _ => BackendError::fatal(
+                format!(
+                    "auth0 answered HTTP {status} creating the import job for chunk {}: {message}",
+                    batch.chunk
+                ),
+                None,
+            ),
+        })
+    }
+
+    async fn poll(&self, job: &JobId, batch: &Batch) -> Result<JobState, BackendError> {
+        let url = self.client.api_url(&["jobs", &job.0]);
+        let what = "read an import job";
+        let reply = self.client.get(what, &url).await?;
+        let v = match reply.status.as_u16() {
+            200 => reply.json::<Value>().map_err(|e| {
+                BackendError::Transient(format!("job {job}: invalid job status from auth0: {e}"))
+            })?,
+            404 => {
+                return Ok(JobState::Failed {
+                    reason: JOB_NOT_FOUND.to_owned(),
+                });
+            }
+            401 | 403 => return Err(auth_error(what, &reply)),
+            code => {
+                return Err(BackendError::Transient(format!(
+                    "job {job}: auth0 answered HTTP {code}: {}",
+                    api_message(&reply)
+                )));
+            }
+        };
+        let status = v.get("status").and_then(Value::as_str).unwrap_or_default();
+        match status {
+            "completed" => {}
+            "failed" | "expired" => {
+                let details = v
+                    .get("status_details")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty());
+                return Ok(JobState::Failed {
+                    reason: details.map_or_else(|| format!("job {status}"), str::to_owned),
+                });
+            }
+            _ => {
+                let percent = v
+                    .get("percentage_done")
+                    .and_then(Value::as_u64)
+                    .map(|p| p.min(100) as u8);
+                return Ok(JobState::Running { percent });
+            }
+        }
+        let Some(errors) = self.job_errors(job).await? else {
+            return Ok(JobState::Failed {
+                reason: JOB_NOT_FOUND.to_owned(),
+            });
+        };
+        let summary = Summary::of(&v);
+        Ok(JobState::Finished(outcomes(
+            job,
+            batch,
+            &errors,
+            summary,
+            self.settings.upsert,
+        )))
+    }
+}
+
+/// A completed job's `summary`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Summary {
+    failed: Option<u64>,
+    updated: u64,
+    inserted: u64,
+}
+
+impl Summary {
+    fn of(job: &Value) -> Self {
+        let s = job.get("summary");
+        let n = |k: &str| s.and_then(|s| s.get(k)).and_then(Value::as_u64);
+        Self {
+            failed: n("failed"),
+            updated: n("updated").unwrap_or(0),
+            inserted: n("inserted").unwrap_or(0),
+        }
+    }
+}
+
+/// The identifying fields of one bulk-import user.
+#[derive(Debug, Default)]
+struct Keys {
+    email: Option<String>,
+    user_id: Option<String>,
+    username: Option<String>,
+}
+
+impl Keys {
+    fn of(v: &Value) -> Self {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            email: s("email"),
+            user_id: s("user_id"),
+            username: s("username"),
+        }
+    }
+
+    /// Whether `other` (a user from `/errors`) names this record: by email, else
+    /// user_id, else username.
+    fn matches(&self, other: &Keys) -> bool {
+        if let Some(e) = &other.email {
+            return self
+                .email
+                .as_deref()
+                .is_some_and(|m| m == e || m.eq_ignore_ascii_case(e));
+        }
+        if let Some(id) = &other.user_id {
+            return self.user_id.as_deref() == Some(id.as_str());
+        }
+        if let Some(u) = &other.username {
+            return self.username.as_deref() == Some(u.as_str());
+        }
+        false
+    }
+}
+
+/// Whether a user from `/errors` equals a record as sent, where the redacted `*****`
+/// stands for any string.
+fn same_user(returned: &Value, sent: &Value) -> bool {
+    match (returned, sent) {
+        (Value::String(r), Value::String(_)) if r == "*****" => true,
+        (Value::Object(r), Value::Object(s)) => {
+            r.len() == s.len()
+                && r.iter()
+                    .all(|(k, rv)| s.get(k).is_some_and(|sv| same_user(rv, sv)))
+        }
+        (Value::Array(r), Value::Array(s)) => {
+            r.len() == s.len() && r.iter().zip(s).all(|(a, b)| same_user(a, b))
+        }
+        (r, s) => r == s,
+    }
+}
+
+/// Maps a completed job's errors back to batch positions and builds one outcome per
+/// record, in batch order.
+fn outcomes(
+    job: &JobId,
+    batch: &Batch,
+    errors: &[Value],
+    summary: Summary,
+    upsert: bool,
+) -> Vec<RecordOutcome> {
+    let sent: Vec<Value> = batch
+        .records
+        .iter()
+        .map(|r| serde_json::from_slice(&r.json).unwrap_or(Value::Null))
+        .collect();
+    let keys: Vec<Keys> = sent.iter().map(Keys::of).collect();
+    let mut failures: Vec<Option<RecordFailure>> = vec![None; batch.records.len()];
+    let mut matched = HashSet::new();
+    let mut unmatched = 0usize;
+    for entry in errors {
+        let user = entry.get("user").cloned().unwrap_or(Value::Null);
+        let failure = failure_of(entry);
+        // "already provided": the entry is a later occurrence in the file.
+        let later = failure.message.contains("already provided");
+        let wanted = Keys::of(&user);
+        let candidates: Vec<usize> = (0..sent.len())
+            .filter(|i| !matched.contains(i) && keys[*i].matches(&wanted))
+            .collect();
+        let exact: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|i| same_user(&user, &sent[*i]))
+            .collect();
+        let pool = if exact.is_empty() {
+            &candidates
+        } else {
+            &exact
+        };
+        let pick = if later { pool.last() } else { pool.first() };
+        match pick {
+            Some(&i) => {
+                matched.insert(i);
+                failures[i] = Some(failure);
+            }
+            None => {
+                unmatched += 1;
+                tracing::warn!(
+                    job = %job,
+                    chunk = batch.chunk,
+                    code = %failure.code,
+                    "an error entry of the job matches no record of its batch"
+                );
+            }
+        }
+    }
+    let mut job_warnings = Vec::new();
+    if unmatched > 0 {
+        job_warnings.push(format!(
+            "job {job}: {unmatched} error entr{} matched no record of the batch",
+            if unmatched == 1 { "y" } else { "ies" }
+        ));
+    }
+    if let Some(failed) = summary.failed
+        && failed != matched.len() as u64
+    {
+        tracing::warn!(
+            job = %job,
+            summary_failed = failed,
+            matched = matched.len(),
+            "the job's summary disagrees with its errors list"
+        );
+        job_warnings.push(format!(
+            "job {job}: auth0's summary counts {failed} failed user(s) but {} error entr{} matched",
+            matched.len(),
+            if matched.len() == 1 { "y" } else { "ies" }
+        ));
+    }
+    let (success, mixed) = if !upsert || summary.updated == 0 {
+        (Outcome::Inserted, false)
+    } else if summary.inserted == 0 {
+        (Outcome::Updated, false)
+    } else {
+        (Outcome::Inserted, true)
+    };
+    failures
+        .into_iter()
+        .zip(&keys)
+        .enumerate()
+        .map(|(position, (failure, k))| {
+            let outcome = match failure {
+                Some(f) => RecordOutcome::failed(f),
+                None => {
+                    let user_id = k
+                        .user_id
+                        .as_ref()
+                        .map(|id| format!("{AUTH0_ID_PREFIX}{id}"));
+                    let mut o = RecordOutcome::success(success, user_id);
+                    if mixed {
+                        o.warnings.push(format!(
+                            "job {job} updated {} and inserted {} user(s); auth0 does not say which, so this one is counted as inserted",
+                            summary.updated, summary.inserted
+                        ));
+                    }
+                    o
+                }
+            };
+            // Job-level warnings go on the batch's first record only (once per job).
+            if position == 0 {
+                outcome.with_warnings(job_warnings.iter().cloned())
+            } else {
+                outcome
+            }
+        })
+        .collect()
+}
+
+/// The failure of one `/errors` entry: the first error's code, all messages joined.
+fn failure_of(entry: &Value) -> RecordFailure {
+    let errs: Vec<&Value> = entry
+        .get("errors")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let code = errs
+        .first()
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("IMPORT_ERROR")
+        .to_owned();
+    let messages: Vec<String> = errs
+        .iter()
+        .filter_map(|e| {
+            let m = e.get("message").and_then(Value::as_str)?;
+            let path = e.get("path").and_then(Value::as_str).unwrap_or_default();
+            Some(if path.is_empty() || m.contains(path) {
+                m.to_owned()
+            } else {
+                format!("{m} (path `{path}`)")
+            })
+        })
+        .collect();
+    let message = if messages.is_empty() {
+        "auth0 rejected this user without a message".to_owned()
+    } else {
+        messages.join("; ")
+    };
+    RecordFailure::new(code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authmigrate_core::backend::BatchRecord;
+    use serde_json::json;
+
+    fn batch(users: &[Value]) -> Batch {
+        Batch {
+            chunk: 0,
+            records: users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| BatchRecord {
+                    index: i as u64,
+                    label: None,
+                    json: serde_json::to_vec(u).unwrap(),
+                    warnings: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn err(user: Value, code: &str, message: &str) -> Value {
+        json!({"user": user, "errors": [{"code": code, "message": message, "path": ""}]})
+    }
+
+    #[test]
+    fn duplicates_map_to_the_later_occurrence_and_hashes_are_wildcards() {
+        let users = [
+            json!({"email":"a@x.com","password_hash":"$2b$04$aaa"}),
+            json!({"email":"b@x.com"}),
+            json!({"email":"a@x.com","password_hash":"$2b$04$aaa"}),
+            json!({"email":"c@x.com","name":"C"}),
+            json!({"email":"c@x.com","name":"C2"}),
+        ];
+        let errors = [
+            err(
+                json!({"email":"a@x.com","password_hash":"*****"}),
+                "DUPLICATED_USER",
+                "A user with this email was already provided.",
+            ),
+            err(
+                json!({"email":"c@x.com","name":"C"}),
+                "DUPLICATED_USER",
+                "The user already exist and upsert parameter is false",
+            ),
+            err(
+                json!({"email":"c@x.com","name":"C2"}),
+                "DUPLICATED_USER",
+                "A user with this email was already provided.",
+            ),
+        ];
+        let job = JobId("job_1".into());
+        let summary = Summary {
+            failed: Some(3),
+            updated: 0,
+            inserted: 2,
+        };
+        let out = outcomes(&job, &batch(&users), &errors, summary, false);
+        let kinds: Vec<Outcome> = out.iter().map(|o| o.outcome).collect();
+        assert_eq!(
+            kinds,
+            [
+                Outcome::Inserted,
+                Outcome::Inserted,
+                Outcome::Failed,
+                Outcome::Failed,
+                Outcome::Failed
+            ]
+        );
+        assert_eq!(out[2].code.as_deref(), Some("DUPLICATED_USER"));
+        assert!(out.iter().all(|o| o.warnings.is_empty()));
+    }
+
+    #[test]
+    fn unmatched_entries_and_summary_mismatch_warn() {
+        let users = [json!({"email":"a@x.com"})];
+        let errors = [err(json!({"email":"zz@x.com"}), "FORMAT", "bad")];
+        let summary = Summary {
+            failed: Some(1),
+            updated: 0,
+            inserted: 0,
+        };
+        let out = outcomes(&JobId("j".into()), &batch(&users), &errors, summary, false);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].outcome, Outcome::Inserted);
+        assert_eq!(out[0].warnings.len(), 2, "{:?}", out[0].warnings);
+    }
+
+    #[test]
+    fn several_messages_are_joined() {
+        let e = json!({"user": {}, "errors": [
+            {"code":"FORMAT","message":"bad format","path":"email"},
+            {"code":"INVALID_TYPE","message":"not a bool","path":"blocked"}]});
+        let f = failure_of(&e);
+        assert_eq!(f.code, "FORMAT");
+        assert_eq!(
+            f.message,
+            "bad format (path `email`); not a bool (path `blocked`)"
+        );
+    }
+
+    #[test]
+    fn upsert_outcomes_follow_the_summary() {
+        let users = [
+            json!({"email":"a@x.com","user_id":"u1"}),
+            json!({"email":"b@x.com"}),
+        ];
+        let job = JobId("j".into());
+        let s = |updated, inserted| Summary {
+            failed: Some(0),
+            updated,
+            inserted,
+        };
+        let all = |o: &[RecordOutcome]| o.iter().map(|o| o.outcome).collect::<Vec<_>>();
+        let out = outcomes(&job, &batch(&users), &[], s(2, 0), true);
+        assert_eq!(all(&out), [Outcome::Updated, Outcome::Updated]);
+        assert_eq!(out[0].user_id.as_deref(), Some("auth0|u1"));
+        let out = outcomes(&job, &batch(&users), &[], s(0, 2), true);
+        assert_eq!(all(&out), [Outcome::Inserted, Outcome::Inserted]);
+        let out = outcomes(&job, &batch(&users), &[], s(1, 1), true);
+        assert_eq!(all(&out), [Outcome::Inserted, Outcome::Inserted]);
+        assert_eq!(out[0].warnings.len(), 1);
+        // Without upsert, the summary's `updated` is ignored.
+        let out = outcomes(&job, &batch(&users), &[], s(2, 0), false);
+        assert_eq!(all(&out), [Outcome::Inserted, Outcome::Inserted]);
+    }
+
+    #[test]
+    fn connection_ids() {
+        assert!(is_connection_id("con_ABCDEFGHijklmn12"));
+        assert!(!is_connection_id("con_ABCDEFGHijklmn1"));
+        assert!(!is_connection_id("con_ABCDEFGHijklmn1-"));
+        assert!(!is_connection_id("Username-Password"));
+    }
+}
