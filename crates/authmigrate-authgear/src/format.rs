@@ -404,6 +404,10 @@ pub fn to_import_record(
         ));
     }
 
+    if record.password.is_none() {
+        w.push(authmigrate_core::format::NO_PASSWORD.to_owned());
+    }
+
     Ok(Mapped {
         json: Value::Object(o),
         warnings: w,

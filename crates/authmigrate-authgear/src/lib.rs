@@ -7,12 +7,14 @@
 //! - [`config`]: the backend's settings ([`AuthgearSettings`], [`AuthgearAuth`]).
 //! - [`auth`]: Admin API tokens (RS256 JWTs minted with the admin key, cached).
 //! - [`client`]: the import endpoints over HTTP, through the shared retry policy.
+//! - [`export`]: user export over HTTP (`export_users`).
 //! - [`backend`]: [`AuthgearBackend`], the import backend the core driver runs.
 
 pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod export;
 pub mod format;
 pub mod validate;
 

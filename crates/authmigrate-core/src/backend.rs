@@ -280,6 +280,17 @@ impl RecordOutcome {
     }
 }
 
+/// What a provider export wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Users (non-empty NDJSON lines) written.
+    pub users: u64,
+    /// Bytes of NDJSON written (decompressed).
+    pub bytes: u64,
+    /// The provider's export job or task id.
+    pub job: String,
+}
+
 /// An error a backend returns to the driver.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {

@@ -7,6 +7,11 @@ use serde_json::Value;
 
 pub use crate::io::FieldError;
 
+/// The warning a mapper gives a user that has no password hash (a social user, or one
+/// exported from Authgear, which never exports hashes).
+pub const NO_PASSWORD: &str =
+    "no password hash: the user cannot log in with a password until it is reset";
+
 /// One record mapped to a provider's JSON, with what was left out.
 #[derive(Clone, PartialEq)]
 pub struct Mapped {

@@ -1,0 +1,588 @@
+//! User export from Authgear: `POST /_api/admin/users/export` (`{"format":"ndjson"}`),
+//! poll `GET /_api/admin/users/export/{id}` until `completed`, then download the
+//! presigned `download_url` (valid 1 minute) and stream its NDJSON lines to a writer.
+//! Exports hold every user of the project and never any password hash.
+//!
+//! The presigned download goes through a separate plain HTTP client: it never carries
+//! the admin token, and its URL (whose query holds a token) is never logged or put in
+//! an error. An expired or refused link (403/404/410) is replaced by a fresh one (each
+//! `GET` of the task presigns a new URL), a bounded number of times.
+//!
+//! The API calls go through [`authmigrate_core::retry`]. The download cannot (that
+//! module buffers whole bodies): it is streamed in bounded memory with the same
+//! policy's attempt count and backoff, and a download cut short resumes from a fresh
+//! URL while skipping the bytes already written.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use authmigrate_core::backend::BackendError;
+use authmigrate_core::retry::{self, HttpReply, RetryError, RetryPolicy, Verdict};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use url::Url;
+
+use crate::auth::TokenSource;
+use crate::backend::FORBIDDEN_HINT;
+use crate::client::{ApiError, is_usage_limit};
+use crate::config::{AuthgearSettings, parse_endpoint};
+
+/// First wait between two polls of the export task.
+pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(250);
+/// Longest wait between two polls of the export task.
+pub const MAX_POLL_DELAY: Duration = Duration::from_secs(5);
+/// Download attempts at least made (expired links included), whatever the policy says.
+pub const MIN_DOWNLOAD_ATTEMPTS: u32 = 3;
+/// The export request body.
+pub const EXPORT_REQUEST: &[u8] = br#"{"format":"ndjson"}"#;
+
+pub use authmigrate_core::backend::ExportStats;
+
+/// The Admin API side of an export.
+struct Api {
+    http: reqwest::Client,
+    base: Url,
+    tokens: TokenSource,
+    policy: RetryPolicy,
+}
+
+impl Api {
+    fn new(settings: &AuthgearSettings) -> Result<Self, BackendError> {
+        let base = parse_endpoint(&settings.endpoint).map_err(|e| BackendError::fatal(e, None))?;
+        let tokens = TokenSource::new(&settings.auth).map_err(|e| BackendError::fatal(e, None))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("authmigrate/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| BackendError::fatal(format!("cannot build the http client: {e}"), None))?;
+        Ok(Self {
+            http,
+            base,
+            tokens,
+            policy: settings.retry.clone(),
+        })
+    }
+
+    /// `/_api/admin/users/export[/{id}]`.
+    fn url(&self, id: Option<&str>) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segs) = url.path_segments_mut() {
+            segs.pop_if_empty()
+                .extend(["_api", "admin", "users", "export"]);
+            if let Some(id) = id {
+                segs.push(id);
+            }
+        }
+        url
+    }
+
+    /// Sends an authenticated request through the retry policy.
+    async fn send(
+        &self,
+        what: &str,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<HttpReply, BackendError> {
+        let mut token_error = None;
+        let reply = retry::send_with(
+            &self.policy,
+            what,
+            || {
+                let req = make(&self.http);
+                match self.tokens.bearer() {
+                    Ok(t) => req.header(AUTHORIZATION, format!("Bearer {}", t.expose_secret())),
+                    Err(e) => {
+                        token_error = Some(e);
+                        req
+                    }
+                }
+            },
+            classify,
+        )
+        .await;
+        if let Some(e) = token_error {
+            return Err(BackendError::fatal(e, None));
+        }
+        reply.map_err(|e| match e {
+            RetryError::Exhausted { .. } => BackendError::Transient(e.to_string()),
+            other => BackendError::fatal(other.to_string(), None),
+        })
+    }
+
+    fn refused(&self, what: &str, reply: &HttpReply) -> BackendError {
+        let hint = if self.tokens.is_key() {
+            FORBIDDEN_HINT
+        } else {
+            "the admin token (AUTHGEAR_ADMIN_TOKEN) was refused: it may have expired (portal tokens last 5 minutes) or belong to another project; or use the admin key (AUTHGEAR_KEY_ID, AUTHGEAR_PRIVATE_KEY_FILE) instead"
+        };
+        BackendError::fatal(
+            format!(
+                "{what}: authgear refused the admin token (HTTP {})",
+                reply.status.as_u16()
+            ),
+            Some(hint.to_owned()),
+        )
+    }
+}
+
+/// The default verdict, except that refusals no retry can fix are returned at once:
+/// the usage limit (429 `UsageLimitExceeded`) and a deployment without export (500
+/// `UserExportDisabled`).
+fn classify(reply: &HttpReply) -> Verdict {
+    if is_usage_limit(reply) || is_export_disabled(reply) {
+        Verdict::Done
+    } else {
+        retry::default_verdict(reply)
+    }
+}
+
+fn is_export_disabled(reply: &HttpReply) -> bool {
+    reply.status.is_server_error()
+        && ApiError::from_reply(reply).is_some_and(|e| e.reason == "UserExportDisabled")
+}
+
+/// Status and the API error, if any (never a body that is not an API error).
+fn reply_error(reply: &HttpReply) -> String {
+    match ApiError::from_reply(reply) {
+        Some(e) => format!(
+            "authgear answered HTTP {}: {}",
+            reply.status.as_u16(),
+            e.describe()
+        ),
+        None => format!(
+            "authgear answered HTTP {} ({} bytes, not an authgear API error; is the endpoint the project's URL?)",
+            reply.status.as_u16(),
+            reply.body.len()
+        ),
+    }
+}
+
+/// The `result` of a `{"result": ...}` answer.
+fn result_of(reply: &HttpReply, what: &str) -> Result<Value, BackendError> {
+    let v: Value = reply.json().map_err(|e| {
+        BackendError::fatal(format!("{what}: invalid answer from authgear: {e}"), None)
+    })?;
+    match v {
+        Value::Object(mut o) => o.remove("result").ok_or_else(|| {
+            BackendError::fatal(format!("{what}: authgear's answer has no `result`"), None)
+        }),
+        _ => Err(BackendError::fatal(
+            format!("{what}: authgear's answer is not a JSON object"),
+            None,
+        )),
+    }
+}
+
+/// Runs a user export task (NDJSON), polls it until `completed`, downloads the
+/// `download_url` at once without the admin token, and streams the NDJSON lines into
+/// `out` (each line ends with '\n'). Returns counts.
+pub async fn export_users(
+    settings: &AuthgearSettings,
+    out: &mut (dyn Write + Send),
+) -> Result<ExportStats, BackendError> {
+    let api = Api::new(settings)?;
+    let job = create_task(&api).await?;
+    tracing::info!(job = %job, "authgear users export task created");
+    let first = wait_for_url(&api, &job).await?;
+    let http = download_client()?;
+    let mut sink = LineSink::new(out);
+    download(&http, &api, &job, first, &mut sink).await?;
+    sink.finish().map_err(|e| output_error(&e))?;
+    tracing::info!(job = %job, users = sink.lines, bytes = sink.emitted, "authgear users export written");
+    Ok(ExportStats {
+        users: sink.lines,
+        bytes: sink.emitted,
+        job,
+    })
+}
+
+/// `POST /_api/admin/users/export`; returns the task id.
+async fn create_task(api: &Api) -> Result<String, BackendError> {
+    let what = "create the authgear users export";
+    let url = api.url(None);
+    let reply = api
+        .send(what, |http| {
+            http.post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(EXPORT_REQUEST)
+        })
+        .await?;
+    match reply.status.as_u16() {
+        200..=299 => {
+            let result = result_of(&reply, what)?;
+            result
+                .get("id")
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    BackendError::fatal(format!("{what}: authgear's answer has no `result.id`"), None)
+                })
+        }
+        401 | 403 => Err(api.refused(what, &reply)),
+        429 if is_usage_limit(&reply) => Err(BackendError::fatal(
+            format!("{what}: {}", reply_error(&reply)),
+            Some("the project's user export quota is used up; wait for the period to end or raise the plan's limit".to_owned()),
+        )),
+        _ if is_export_disabled(&reply) => Err(BackendError::fatal(
+            format!("{what}: {}", reply_error(&reply)),
+            Some("user export is not enabled on this deployment (self-hosted: set USEREXPORT_OBJECT_STORE_TYPE and its bucket)".to_owned()),
+        )),
+        _ => Err(BackendError::fatal(
+            format!("{what}: {}", reply_error(&reply)),
+            None,
+        )),
+    }
+}
+
+/// The state of the task.
+enum Poll {
+    Pending,
+    /// Completed with this (fresh) download URL.
+    Ready(String),
+}
+
+/// One `GET /_api/admin/users/export/{id}`.
+async fn read_task(api: &Api, job: &str) -> Result<Poll, BackendError> {
+    let what = "read the authgear users export";
+    let url = api.url(Some(job));
+    let reply = api.send(what, |http| http.get(url.clone())).await?;
+    match reply.status.as_u16() {
+        200 => {}
+        401 | 403 => return Err(api.refused(what, &reply)),
+        404 => {
+            return Err(BackendError::fatal(
+                format!("users export task {job} not found: {}", reply_error(&reply)),
+                Some("export results are kept 24 hours; run the export again".to_owned()),
+            ));
+        }
+        _ => {
+            return Err(BackendError::fatal(
+                format!("{what} {job}: {}", reply_error(&reply)),
+                None,
+            ));
+        }
+    }
+    let result = result_of(&reply, what)?;
+    let failed = result.get("failed_at").is_some_and(|v| !v.is_null())
+        || result.get("error").is_some_and(|v| !v.is_null());
+    if failed {
+        return Err(BackendError::fatal(
+            format!(
+                "users export task {job} failed: {}",
+                task_error(result.get("error"))
+            ),
+            Some("run the export again; if it keeps failing, check the project's logs".to_owned()),
+        ));
+    }
+    match result.get("status").and_then(Value::as_str) {
+        Some("completed") => result
+            .get("download_url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .map(|u| Poll::Ready(u.to_owned()))
+            .ok_or_else(|| {
+                BackendError::fatal(
+                    format!("users export task {job} completed without a `download_url`"),
+                    None,
+                )
+            }),
+        _ => Ok(Poll::Pending),
+    }
+}
+
+/// A task's `error`, as an API error or a plain string.
+fn task_error(error: Option<&Value>) -> String {
+    match error {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(v @ Value::Object(_)) => serde_json::from_value::<ApiError>(v.clone())
+            .map(|e| e.describe())
+            .unwrap_or_else(|_| "authgear gave an unreadable error".to_owned()),
+        _ => "authgear gave no details".to_owned(),
+    }
+}
+
+/// Polls the task (250 ms, ×1.5, at most 5 s apart) until it completes; returns its
+/// download URL.
+async fn wait_for_url(api: &Api, job: &str) -> Result<String, BackendError> {
+    let mut delay = FIRST_POLL_DELAY;
+    loop {
+        if let Poll::Ready(url) = read_task(api, job).await? {
+            return Ok(url);
+        }
+        tokio::time::sleep(delay).await;
+        delay = delay.mul_f64(1.5).min(MAX_POLL_DELAY);
+    }
+}
+
+fn output_error(e: &io::Error) -> BackendError {
+    BackendError::fatal(format!("cannot write the exported users: {e}"), None)
+}
+
+/// The plain client for presigned downloads: no default headers, no token.
+fn download_client() -> Result<reqwest::Client, BackendError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("authmigrate/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| BackendError::fatal(format!("cannot build the http client: {e}"), None))
+}
+
+/// Why one download attempt failed.
+enum Failure {
+    /// 403/404/410: the URL expired or was refused; get a fresh one.
+    Expired(String),
+    /// A transport error, a 5xx/429/408: try again.
+    Retry(String),
+    /// Anything else: stop.
+    Fatal(String),
+    /// Writing to `out` failed.
+    Output(io::Error),
+}
+
+/// Downloads the file, refreshing the URL and retrying up to the policy's attempt
+/// count (at least [`MIN_DOWNLOAD_ATTEMPTS`]).
+async fn download(
+    http: &reqwest::Client,
+    api: &Api,
+    job: &str,
+    first: String,
+    sink: &mut LineSink<'_>,
+) -> Result<(), BackendError> {
+    let max = api.policy.max_attempts.max(MIN_DOWNLOAD_ATTEMPTS);
+    let mut url = first;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let last = match fetch_once(http, &url, api.policy.request_timeout, sink).await {
+            Ok(()) => return Ok(()),
+            Err(Failure::Output(e)) => return Err(output_error(&e)),
+            Err(Failure::Fatal(m)) => {
+                return Err(BackendError::fatal(
+                    format!("download of the users export {job}: {m}"),
+                    None,
+                ));
+            }
+            Err(Failure::Expired(m)) => {
+                if attempt >= max {
+                    return Err(BackendError::fatal(
+                        format!(
+                            "download of the users export {job}: the link was refused {attempt} time(s), last: {m}"
+                        ),
+                        Some("the download URL is valid 1 minute: check the network and the local clock, then run the export again".to_owned()),
+                    ));
+                }
+                tracing::warn!(job, attempt, reason = %m, "export download URL refused (expired?): fetching a fresh one");
+                m
+            }
+            Err(Failure::Retry(m)) => {
+                if attempt >= max {
+                    return Err(BackendError::Transient(format!(
+                        "download of the users export {job}: gave up after {attempt} attempt(s), last: {m}"
+                    )));
+                }
+                let wait = api.policy.backoff(attempt - 1);
+                tracing::warn!(job, attempt, wait_ms = wait.as_millis() as u64, reason = %m, "export download failed: retrying with a fresh URL");
+                tokio::time::sleep(wait).await;
+                m
+            }
+        };
+        url = match read_task(api, job).await {
+            Ok(Poll::Ready(u)) => u,
+            Ok(Poll::Pending) => {
+                return Err(BackendError::fatal(
+                    format!(
+                        "users export task {job} gave no fresh download URL (after a failed download: {last})"
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+    }
+}
+
+/// One download attempt: GET without credentials, stream the body into `sink`.
+async fn fetch_once(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    sink: &mut LineSink<'_>,
+) -> Result<(), Failure> {
+    sink.restart();
+    let sent = tokio::time::timeout(timeout, http.get(url).send()).await;
+    let mut response = match sent {
+        Err(_) => return Err(Failure::Retry("timeout".to_owned())),
+        Ok(Err(e)) if e.is_builder() => {
+            return Err(Failure::Fatal(
+                "the download URL is not a valid url".to_owned(),
+            ));
+        }
+        Ok(Err(e)) => return Err(Failure::Retry(describe(&e))),
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let body = tokio::time::timeout(timeout, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let m = format!("HTTP {}{}", status.as_u16(), safe_detail(&body));
+        return Err(match status {
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => Failure::Expired(m),
+            s if s == StatusCode::REQUEST_TIMEOUT
+                || s == StatusCode::TOO_MANY_REQUESTS
+                || s.is_server_error() =>
+            {
+                Failure::Retry(m)
+            }
+            _ => Failure::Fatal(m),
+        });
+    }
+    loop {
+        let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
+            Err(_) => return Err(Failure::Retry("timeout reading the body".to_owned())),
+            Ok(Err(e)) => return Err(Failure::Retry(describe(&e))),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(c))) => c,
+        };
+        sink.write(&chunk).map_err(Failure::Output)?;
+    }
+}
+
+/// Passes bytes to `out`, counting lines and skipping what an earlier, interrupted
+/// attempt already wrote.
+struct LineSink<'a> {
+    out: &'a mut (dyn Write + Send),
+    /// Bytes written to `out`.
+    emitted: u64,
+    /// Position in the current attempt's stream.
+    pos: u64,
+    /// Non-empty lines ended so far.
+    lines: u64,
+    /// Whether the current line has content.
+    in_line: bool,
+}
+
+impl<'a> LineSink<'a> {
+    fn new(out: &'a mut (dyn Write + Send)) -> Self {
+        Self {
+            out,
+            emitted: 0,
+            pos: 0,
+            lines: 0,
+            in_line: false,
+        }
+    }
+
+    fn restart(&mut self) {
+        self.pos = 0;
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        let already = usize::try_from(self.emitted.saturating_sub(self.pos))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        self.pos += buf.len() as u64;
+        let fresh = &buf[already..];
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        self.out.write_all(fresh)?;
+        self.emitted += fresh.len() as u64;
+        for &b in fresh {
+            if b == b'\n' {
+                if self.in_line {
+                    self.lines += 1;
+                }
+                self.in_line = false;
+            } else if !b.is_ascii_whitespace() {
+                self.in_line = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the last line with '\n' if it has none, and flushes.
+    fn finish(&mut self) -> io::Result<()> {
+        if self.in_line {
+            self.out.write_all(b"\n")?;
+            self.emitted += 1;
+            self.lines += 1;
+            self.in_line = false;
+        }
+        self.out.flush()
+    }
+}
+
+/// A safe excerpt of an error body from the download host: the object store's
+/// `<Message>` or a short plain text, never anything that may echo a signature.
+fn safe_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if let Some(start) = text.find("<Message>") {
+        let rest = &text[start + "<Message>".len()..];
+        if let Some(end) = rest.find("</Message>") {
+            return format!(": {}", rest[..end].trim());
+        }
+    }
+    let lower = text.to_ascii_lowercase();
+    if text.is_empty()
+        || text.len() > 200
+        || text.starts_with('<')
+        || lower.contains("signature")
+        || lower.contains("token")
+        || text.contains("://")
+    {
+        return String::new();
+    }
+    format!(": {text}")
+}
+
+/// A transport error without the URL.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else if e.is_connect() {
+        "connection error".to_owned()
+    } else if e.is_body() || e.is_decode() {
+        "error reading the response body".to_owned()
+    } else if e.is_redirect() {
+        "redirect error".to_owned()
+    } else {
+        "request error".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_counts_lines_ends_the_last_one_and_skips_on_restart() {
+        let mut out = Vec::new();
+        let mut sink = LineSink::new(&mut out);
+        sink.write(b"{\"a\":1}\n{\"b\"").unwrap();
+        // The first attempt broke off; the second one starts over.
+        sink.restart();
+        sink.write(b"{\"a\":1}\n").unwrap();
+        sink.write(b"{\"b\":2}\n\n{\"c\":3}").unwrap();
+        sink.finish().unwrap();
+        let (lines, bytes) = (sink.lines, sink.emitted);
+        assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\n\n{\"c\":3}\n");
+        assert_eq!(lines, 3);
+        assert_eq!(bytes, out.len() as u64);
+    }
+
+    #[test]
+    fn task_errors_and_details_are_described_without_secrets() {
+        let e = serde_json::json!({"name":"InternalError","reason":"UserExportFailed","message":"boom"});
+        assert_eq!(task_error(Some(&e)), "UserExportFailed: boom");
+        assert_eq!(task_error(Some(&Value::String("x".into()))), "x");
+        assert_eq!(task_error(None), "authgear gave no details");
+        assert_eq!(safe_detail(b"Request has expired"), ": Request has expired");
+        assert_eq!(safe_detail(b"https://x/?token=abc"), "");
+    }
+}
