@@ -46,6 +46,18 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Check a file against a provider's import rules, offline
     Validate(ValidateArgs),
+    /// Import user files into Auth0 or Authgear, with per-user outcomes
+    Import(ImportArgs),
+    /// Run a provider's export job and stream it to NDJSON
+    Export(ExportArgs),
+    /// Convert any supported user file to another format, offline
+    Convert(ConvertArgs),
+    /// Export, convert and import in one resumable run
+    Migrate(MigrateArgs),
+    /// The whole story on an in-process sandbox, no credentials
+    Demo(DemoArgs),
+    /// Serve local emulators of Auth0 and Authgear until interrupted
+    Sandbox(SandboxArgs),
 }
 
 /// Output formats of `generate`.
@@ -111,4 +123,255 @@ pub struct ValidateArgs {
     pub identifier: Option<String>,
     /// The file to check (`-`: stdin; `.gz` accepted)
     pub file: PathBuf,
+}
+
+/// Auth0 credentials and endpoint (flags override the environment and `.env`).
+#[derive(Debug, Clone, Args)]
+pub struct Auth0Creds {
+    /// Tenant host (`dev-x.us.auth0.com`) or base URL; `http://` only for loopback hosts
+    #[arg(long = "auth0-domain", env = "AUTH0_DOMAIN")]
+    pub domain: Option<String>,
+    /// A Management API access token (or use the client credentials)
+    #[arg(long = "auth0-token", env = "AUTH0_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Client id for the client-credentials grant
+    #[arg(long = "auth0-client-id", env = "AUTH0_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret for the client-credentials grant
+    #[arg(long = "auth0-client-secret", env = "AUTH0_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+}
+
+/// Authgear credentials and endpoint (flags override the environment and `.env`).
+#[derive(Debug, Clone, Args)]
+pub struct AuthgearCreds {
+    /// Project base URL (`https://myapp.authgear.cloud`); `http://` only for loopback hosts
+    #[arg(long = "authgear-endpoint", env = "AUTHGEAR_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Project id: the Admin API JWT audience
+    #[arg(long = "authgear-project-id", env = "AUTHGEAR_PROJECT_ID")]
+    pub project_id: Option<String>,
+    /// Admin API key id: the JWT `kid`
+    #[arg(long = "authgear-key-id", env = "AUTHGEAR_KEY_ID")]
+    pub key_id: Option<String>,
+    /// Admin API RSA private key, PEM (PKCS#8 or PKCS#1)
+    #[arg(long = "authgear-private-key-file", env = "AUTHGEAR_PRIVATE_KEY_FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// A ready-made Admin API JWT instead of the key
+    #[arg(long = "authgear-admin-token", env = "AUTHGEAR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+/// How to create Auth0 users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Auth0Mode {
+    /// Bulk `users-imports` jobs (any size)
+    Bulk,
+    /// One `POST /api/v2/users` per user with a random password (at most 1,000 users)
+    Create,
+}
+
+/// `authmigrate import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The provider to import into
+    #[arg(long, value_enum)]
+    pub to: Provider,
+    /// User files: neutral NDJSON, Auth0 bulk-import array, Authgear import body,
+    /// Auth0 or Authgear export NDJSON (`.gz` accepted, `-` for stdin)
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Update users that already exist
+    #[arg(long)]
+    pub upsert: bool,
+    /// Validate and plan (chunks, bytes, fill); send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a JSON report with every record's outcome
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Resume journal: re-running the same command with the same state continues
+    /// where it stopped, never resubmitting finished work
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Auth0: the database connection's name
+    #[arg(long, default_value = "Username-Password-Authentication", help_heading = "Auth0")]
+    pub connection: String,
+    /// Auth0: e-mail every tenant owner when each job ends (Auth0's own default is on)
+    #[arg(long, help_heading = "Auth0")]
+    pub send_completion_email: bool,
+    /// Auth0: a customer-defined id attached to every job
+    #[arg(long, help_heading = "Auth0")]
+    pub external_id: Option<String>,
+    /// Auth0: bulk jobs, or single-user creation for small sets
+    #[arg(long, value_enum, default_value_t = Auth0Mode::Bulk, help_heading = "Auth0")]
+    pub mode: Auth0Mode,
+    /// Auth0 `--mode create`: create password-change tickets and write `email,ticket` lines here (0600)
+    #[arg(long, help_heading = "Auth0")]
+    pub password_tickets: Option<PathBuf>,
+    /// Mapping options
+    #[command(flatten)]
+    pub map: MapArgs,
+    /// Auth0 credentials
+    #[command(flatten, next_help_heading = "Auth0 credentials")]
+    pub auth0: Auth0Creds,
+    /// Authgear credentials
+    #[command(flatten, next_help_heading = "Authgear credentials")]
+    pub authgear: AuthgearCreds,
+}
+
+/// `authmigrate sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Port on 127.0.0.1 (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Where to write the emulated Authgear project's private key (mode 0600)
+    #[arg(long, default_value = "authmigrate-sandbox-key.pem")]
+    pub key_file: PathBuf,
+    /// How long each emulated import/export job takes, in milliseconds
+    #[arg(long, default_value_t = 200)]
+    pub job_latency_ms: u64,
+    /// Also write the variables to this file (`.env` makes every authmigrate command
+    /// run in this directory use the sandbox)
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+}
+
+/// Targets of `convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConvertTarget {
+    /// Neutral NDJSON
+    Neutral,
+    /// Auth0 bulk-import users
+    Auth0,
+    /// Authgear import records
+    Authgear,
+}
+
+/// Options that change how records are mapped to a target.
+#[derive(Debug, Clone, Args)]
+pub struct MapArgs {
+    /// Authgear: the login ID users are matched on
+    #[arg(long, default_value = "email", help_heading = "Authgear")]
+    pub identifier: String,
+    /// Authgear: carry metadata into a declared custom attribute, `SRC=DST`
+    /// (e.g. `user_metadata.plan=plan`); repeatable
+    #[arg(long = "custom-attribute", value_name = "SRC=DST", help_heading = "Authgear")]
+    pub custom_attributes: Vec<String>,
+}
+
+/// `authmigrate convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The target format
+    #[arg(long, value_enum)]
+    pub to: ConvertTarget,
+    /// The input file (any supported format; `.gz` accepted; `-` for stdin)
+    pub input: PathBuf,
+    /// Output: `.ndjson`/`.jsonl` one record per line (any size); `.json` one
+    /// ready-to-upload document, refused if over the provider's upload limit; `.gz` appended compresses
+    #[arg(long)]
+    pub out: PathBuf,
+    /// An Auth0 password-hash export (NDJSON, `_id.$oid` / `passwordHash`) to join to the
+    /// users by id, then by e-mail
+    #[arg(long)]
+    pub password_hashes: Option<PathBuf>,
+    /// Write a JSON report of every record: converted or failed, with what was left out
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Mapping options
+    #[command(flatten)]
+    pub map: MapArgs,
+}
+
+/// `authmigrate export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The provider to export from
+    #[arg(long, value_enum)]
+    pub from: Provider,
+    /// Output NDJSON file (gzip if it ends in `.gz`); created 0600
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Auth0: export only this connection (default: every connection)
+    #[arg(long, help_heading = "Auth0")]
+    pub connection: Option<String>,
+    /// Auth0 credentials
+    #[command(flatten, next_help_heading = "Auth0 credentials")]
+    pub auth0: Auth0Creds,
+    /// Authgear credentials
+    #[command(flatten, next_help_heading = "Authgear credentials")]
+    pub authgear: AuthgearCreds,
+}
+
+/// `authmigrate migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The provider to move users from
+    #[arg(long, value_enum)]
+    pub from: Provider,
+    /// The provider to move users to
+    #[arg(long, value_enum)]
+    pub to: Provider,
+    /// Where the export and the run's files are kept (reused when resuming with `--state`)
+    #[arg(long, default_value = "authmigrate-migration")]
+    pub work_dir: PathBuf,
+    /// An Auth0 password-hash export (from Auth0 support) to join to the users
+    #[arg(long)]
+    pub password_hashes: Option<PathBuf>,
+    /// Update users that already exist at the target
+    #[arg(long)]
+    pub upsert: bool,
+    /// Export and plan; import nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a JSON report with every record's outcome
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Resume journal: re-running the same command continues where it stopped
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Write a CSV of source user id -> target user id
+    #[arg(long)]
+    pub id_map: Option<PathBuf>,
+    /// To Auth0: create password-change tickets for imported users that have no
+    /// password and write `email,ticket` lines here (0600)
+    #[arg(long)]
+    pub password_reset_tickets: Option<PathBuf>,
+    /// Auth0 (source or target): the database connection's name
+    #[arg(long, default_value = "Username-Password-Authentication", help_heading = "Auth0")]
+    pub connection: String,
+    /// Auth0 target: e-mail tenant owners when each job ends
+    #[arg(long, help_heading = "Auth0")]
+    pub send_completion_email: bool,
+    /// Mapping options
+    #[command(flatten)]
+    pub map: MapArgs,
+    /// Auth0 credentials
+    #[command(flatten, next_help_heading = "Auth0 credentials")]
+    pub auth0: Auth0Creds,
+    /// Authgear credentials
+    #[command(flatten, next_help_heading = "Authgear credentials")]
+    pub authgear: AuthgearCreds,
+}
+
+/// `authmigrate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many test users
+    #[arg(long, default_value_t = 200)]
+    pub count: u64,
+    /// Keep the demo's files (generated users, exports, reports) in this directory
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+impl Default for MapArgs {
+    fn default() -> Self {
+        Self {
+            identifier: "email".into(),
+            custom_attributes: Vec::new(),
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! configuration, authentication or fatal error.
 
 mod cli;
+mod backends;
 mod commands;
 mod input;
 mod output;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod format;
 pub mod generate;
 pub mod io;
+pub mod join;
 pub mod memory;
 pub mod record;
 pub mod report;

@@ -1,6 +1,17 @@
 //! One module per command.
 
+mod convert;
+mod create;
+mod demo;
+mod export;
+mod hashes;
+mod map;
+mod migrate;
+
+pub(crate) use map::authgear_options;
 mod generate;
+mod import;
+mod sandbox;
 mod validate;
 
 use crate::cli::Command;
@@ -12,5 +23,11 @@ pub(crate) fn dispatch(command: Command, out: &Output) -> anyhow::Result<Status>
     match command {
         Command::Generate(args) => generate::run(args, out),
         Command::Validate(args) => validate::run(args, out),
+        Command::Import(args) => import::run(args, out),
+        Command::Export(args) => export::run(args, out),
+        Command::Convert(args) => convert::run(args, out),
+        Command::Migrate(args) => migrate::run(args, out),
+        Command::Demo(args) => demo::run(args, out),
+        Command::Sandbox(args) => sandbox::run(args, out),
     }
 }

@@ -58,7 +58,8 @@ impl ReaderStatus {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
-    fn set(&self, error: Error) {
+    /// Records a fatal error that ended reading.
+    pub fn set(&self, error: Error) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 }

@@ -1,0 +1,56 @@
+//! `import --to auth0 --mode create`: one `POST /api/v2/users` per user (small sets).
+
+use authmigrate_core::report::{ReportRecord, ReportWriter};
+use authmigrate_core::driver::Summary;
+use serde_json::json;
+
+use crate::Status;
+use crate::cli::ImportArgs;
+use crate::input::Inputs;
+use crate::output::Output;
+
+pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Status> {
+    if args.dry_run || args.state.is_some() {
+        anyhow::bail!("`--mode create` takes neither `--dry-run` nor `--state`: use the default bulk mode for those");
+    }
+    let mut settings = crate::backends::auth0_settings(&args.auth0)?;
+    settings.connection = args.connection.clone();
+    let mut records = Vec::new();
+    let mut failed_input = Vec::new();
+    for input in Inputs::new(args.files.clone()) {
+        match input.record {
+            Ok(user) => records.push((input.index, user)),
+            Err(f) => failed_input.push((input.index, f)),
+        }
+    }
+    let report = authmigrate_auth0::create::create_users(&settings, records, args.password_tickets.as_deref())
+        .await
+        .map_err(crate::backends::backend_error)?;
+    let mut summary = Summary::default();
+    let mut writer = match &args.report {
+        Some(p) => Some(ReportWriter::create(p.clone())?),
+        None => None,
+    };
+    let failed_input = failed_input
+        .into_iter()
+        .map(|(i, f)| (i, authmigrate_core::RecordOutcome::failed(f)));
+    for (index, outcome) in report.outcomes.into_iter().chain(failed_input) {
+        summary.add(outcome.outcome);
+        out.event("record", ReportRecord::new(index, None, &outcome));
+        if let Some(w) = &mut writer {
+            w.record(index, None, &outcome)?;
+        }
+    }
+    if let Some(w) = writer {
+        w.finish(&summary)?;
+    }
+    out.event("summary", json!({ "target": "auth0", "mode": "create", "summary": summary }));
+    out.say(format!(
+        "created in auth0: {} records: {} inserted, {} failed",
+        summary.total, summary.inserted, summary.failed
+    ));
+    if let Some(e) = report.stopped {
+        return Err(crate::backends::backend_error(e));
+    }
+    Ok(if summary.failed > 0 { Status::SomeFailed } else { Status::Ok })
+}

@@ -1,0 +1,221 @@
+//! `authmigrate import --to auth0|authgear FILE...`: any supported input, through the
+//! one generic driver, with a report, `--json` events, a progress bar and resume.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use authmigrate_core::backend::{ImportBackend, Outcome};
+use authmigrate_core::driver::{DriverOptions, Event, InputRecord, Observer, Summary, run_import};
+use authmigrate_core::io::ReaderStatus;
+use authmigrate_core::report::{ReportObserver, ReportWriter};
+use indicatif::ProgressBar;
+use serde_json::json;
+
+use crate::Status;
+use crate::cli::{ImportArgs, Provider};
+use crate::input::{Inputs, survey};
+use crate::output::Output;
+
+pub(crate) fn run(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(args, out))
+}
+
+async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
+    if args.to == Provider::Auth0 && args.mode == crate::cli::Auth0Mode::Create {
+        return super::create::run(&args, out).await;
+    }
+    // Read every input once first: a broken file is refused before anything is sent.
+    let survey = survey(&args.files)?;
+    let backend = crate::backends::import_backend(&args)?;
+    let fingerprint = fingerprint(&args, survey.fingerprint);
+    let options = DriverOptions {
+        dry_run: args.dry_run,
+        state: args.state.clone(),
+        fingerprint,
+        poll_initial: POLL.0,
+        poll_max: POLL.1,
+        ..DriverOptions::default()
+    };
+    let inputs = Inputs::new(args.files.clone());
+    let readers = inputs.error_handles();
+    let run = Run { options, report: args.report.clone(), total: survey.records };
+    import(backend, Box::new(inputs), readers, run, out).await
+}
+
+/// What one import run needs besides the backend and its records.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub(crate) options: DriverOptions,
+    pub(crate) report: Option<PathBuf>,
+    /// Records to expect (for the progress bar), if known.
+    pub(crate) total: Option<u64>,
+}
+
+/// Runs one import with the CLI's observers (report, `--json`, progress) and turns
+/// the result into an exit status. Shared by `import`, `migrate` and `demo`.
+pub(crate) async fn import(
+    backend: Arc<dyn ImportBackend>,
+    records: Box<dyn Iterator<Item = InputRecord> + Send>,
+    readers: Vec<ReaderStatus>,
+    run: Run,
+    out: &Output,
+) -> anyhow::Result<Status> {
+    let Run { options, report, total } = run;
+    let dry_run = options.dry_run;
+    let target = backend.name();
+    let report = match &report {
+        Some(path) => Some(ReportObserver::new(ReportWriter::create(path.clone())?)),
+        None => None,
+    };
+    let observer = Arc::new(CliObserver {
+        out: out.clone(),
+        bar: out.bar(total.unwrap_or(0), if dry_run { "planning" } else { "importing" }),
+        plain: !out.json(),
+        in_flight: AtomicI64::new(0),
+        summary: Mutex::new(Summary::default()),
+        report,
+    });
+    let result = run_import(backend, records, options, observer.clone()).await;
+    observer.bar.finish_and_clear();
+
+    let summary = *observer.summary.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(report) = &observer.report {
+        report.finish(&summary).context("cannot write the report")?;
+    }
+    let read_error = readers.iter().find_map(|r| r.take_error());
+    out.event("summary", json!({ "target": target, "dry_run": dry_run, "summary": summary }));
+    let result = result.map_err(|e| match e {
+        authmigrate_core::Error::Backend(be) => crate::backends::backend_error(be),
+        other => other.into(),
+    });
+    if result.is_err() && summary.total == 0 {
+        // Nothing was read or sent (credentials, connection...): only the error matters.
+        return result.map(|_| Status::Ok);
+    }
+    let verb = if dry_run { "planned" } else { "imported" };
+    out.say(format!(
+        "{verb} into {target}: {} records: {} inserted, {} updated, {} skipped, {} failed{}",
+        summary.total,
+        summary.inserted,
+        summary.updated,
+        summary.skipped,
+        summary.failed,
+        if dry_run { format!(", {} would be sent", summary.planned) } else { String::new() }
+    ));
+    match (result, read_error) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Some(e)) => Err(anyhow::Error::new(e).context("an input file could not be read to its end")),
+        (Ok(_), None) if summary.failed > 0 => Ok(Status::SomeFailed),
+        (Ok(_), None) => Ok(Status::Ok),
+    }
+}
+
+/// Identifies a run for the resume journal: the target, the inputs and every option
+/// that changes what is sent.
+fn fingerprint(args: &ImportArgs, inputs: u64) -> String {
+    let mut h = DefaultHasher::new();
+    inputs.hash(&mut h);
+    format!("{:?}", args.to).hash(&mut h);
+    args.upsert.hash(&mut h);
+    args.connection.hash(&mut h);
+    args.map.identifier.hash(&mut h);
+    args.map.custom_attributes.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Fans driver events out to the report, `--json` lines, the progress bar and
+/// plain log lines.
+struct CliObserver {
+    out: Output,
+    bar: ProgressBar,
+    plain: bool,
+    in_flight: AtomicI64,
+    summary: Mutex<Summary>,
+    report: Option<ReportObserver>,
+}
+
+impl Observer for CliObserver {
+    fn event(&self, event: &Event<'_>) {
+        if let Some(report) = &self.report {
+            report.event(event);
+        }
+        match *event {
+            Event::Planned { chunk, records, bytes, fill } => {
+                self.out.event("chunk_planned", json!({ "chunk": chunk, "records": records, "bytes": bytes, "fill": fill }));
+            }
+            Event::Submitted { chunk, job, records, attempt } => {
+                let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                self.bar.set_message(format!("{n} jobs in flight"));
+                self.out.event("job_submitted", json!({ "chunk": chunk, "job": job.0, "records": records, "attempt": attempt }));
+                tracing::info!(chunk, job = %job, records, "job submitted");
+            }
+            Event::Resumed { chunk, job } => {
+                let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                self.bar.set_message(format!("{n} jobs in flight"));
+                self.out.event("job_resumed", json!({ "chunk": chunk, "job": job.0 }));
+            }
+            Event::Replayed { chunk, records } => {
+                self.out.event("chunk_replayed", json!({ "chunk": chunk, "records": records }));
+                if self.plain {
+                    self.bar.suspend(|| self.out.say(format!("chunk {chunk}: {records} records already done in an earlier run")));
+                }
+            }
+            Event::Busy { chunk, retry_after } => {
+                self.out.event("busy", json!({ "chunk": chunk, "retry_after_ms": retry_after.map(|d| d.as_millis() as u64) }));
+            }
+            Event::Retrying { chunk, message, failures } => {
+                self.out.event("retrying", json!({ "chunk": chunk, "message": message, "failures": failures }));
+            }
+            Event::JobFinished { chunk, job } => {
+                let n = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+                self.bar.set_message(format!("{} jobs in flight", n.max(0)));
+                self.out.event("job_finished", json!({ "chunk": chunk, "job": job.0 }));
+                if self.plain && self.bar.is_hidden() {
+                    self.out.say(format!("job {job} (chunk {chunk}) finished"));
+                }
+            }
+            Event::JobFailed { chunk, job, reason, will_retry } => {
+                let n = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
+                self.bar.set_message(format!("{} jobs in flight", n.max(0)));
+                self.out.event("job_failed", json!({ "chunk": chunk, "job": job.0, "reason": reason, "will_retry": will_retry }));
+                self.bar.suspend(|| {
+                    self.out.say(format!(
+                        "job {job} (chunk {chunk}) failed: {reason}{}",
+                        if will_retry { "; submitting it again" } else { "" }
+                    ))
+                });
+            }
+            Event::Record { index, email, outcome, .. } => {
+                self.summary.lock().unwrap_or_else(|e| e.into_inner()).add(outcome.outcome);
+                self.bar.inc(1);
+                self.out.event(
+                    "record",
+                    json!({ "index": index, "email": email, "outcome": outcome.outcome, "user_id": outcome.user_id,
+                            "code": outcome.code, "message": outcome.message, "warnings": outcome.warnings }),
+                );
+                if outcome.outcome == Outcome::Failed && self.plain {
+                    let who = email.map(|e| format!(" `{e}`")).unwrap_or_default();
+                    self.bar.suspend(|| {
+                        self.out.say(format!(
+                            "record {index}{who}: failed: {}: {}",
+                            outcome.code.as_deref().unwrap_or("FAILED"),
+                            outcome.message.as_deref().unwrap_or("")
+                        ))
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How long the CLI waits between polls of a job (the driver backs off ×1.5 up to the max).
+pub(crate) const POLL: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));

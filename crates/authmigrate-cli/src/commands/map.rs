@@ -1,0 +1,61 @@
+//! Turning neutral records into a target's JSON, shared by `convert`, `import` and `migrate`.
+
+use std::str::FromStr;
+
+use authmigrate_auth0::format::Auth0MapOptions;
+use authmigrate_authgear::format::{AuthgearMapOptions, Identifier};
+use authmigrate_core::UserRecord;
+use authmigrate_core::backend::RecordFailure;
+use authmigrate_core::format::Mapped;
+
+use crate::cli::{ConvertTarget, MapArgs};
+
+/// A target and its mapping options.
+#[derive(Debug, Clone)]
+pub(crate) enum Mapper {
+    Neutral,
+    Auth0(Auth0MapOptions),
+    Authgear(AuthgearMapOptions),
+}
+
+impl Mapper {
+    pub(crate) fn new(target: ConvertTarget, args: &MapArgs) -> anyhow::Result<Self> {
+        Ok(match target {
+            ConvertTarget::Neutral => Self::Neutral,
+            ConvertTarget::Auth0 => Self::Auth0(Auth0MapOptions::default()),
+            ConvertTarget::Authgear => Self::Authgear(authgear_options(args)?),
+        })
+    }
+
+    pub(crate) fn map(&self, user: &UserRecord) -> Result<Mapped, RecordFailure> {
+        match self {
+            Self::Neutral => Ok(Mapped {
+                json: serde_json::to_value(user)
+                    .map_err(|e| RecordFailure::new("INVALID_RECORD", e.to_string()))?,
+                warnings: Vec::new(),
+            }),
+            Self::Auth0(o) => authmigrate_auth0::format::to_bulk_user(user, o),
+            Self::Authgear(o) => authmigrate_authgear::format::to_import_record(user, o),
+        }
+    }
+}
+
+/// Authgear mapping options from `--identifier` and `--custom-attribute SRC=DST`.
+pub(crate) fn authgear_options(args: &MapArgs) -> anyhow::Result<AuthgearMapOptions> {
+    let identifier = Identifier::from_str(&args.identifier)
+        .map_err(|e| anyhow::anyhow!("`--identifier`: {e}"))?;
+    let mut custom_attributes = Vec::new();
+    for spec in &args.custom_attributes {
+        let Some((src, dst)) = spec.split_once('=') else {
+            anyhow::bail!("`--custom-attribute {spec}`: expected `SRC=DST`, e.g. `user_metadata.plan=plan`");
+        };
+        if src.is_empty() || dst.is_empty() {
+            anyhow::bail!("`--custom-attribute {spec}`: both SRC and DST must be non-empty");
+        }
+        custom_attributes.push((src.to_owned(), dst.to_owned()));
+    }
+    Ok(AuthgearMapOptions {
+        identifier,
+        custom_attributes,
+    })
+}
