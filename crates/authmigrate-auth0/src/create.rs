@@ -19,6 +19,8 @@ use serde_json::{Map, Value, json};
 
 use crate::client::{Auth0Client, api_message, auth_error};
 use crate::config::Auth0Settings;
+use crate::tickets::{TicketFor, create_ticket};
+use authmigrate_core::io::create_output;
 
 /// The most users `--mode create` accepts in one run.
 pub const MAX_CREATE_USERS: usize = 1000;
@@ -163,11 +165,13 @@ pub async fn create_users(
     let client = Auth0Client::new(settings)?;
     let conn = crate::backend::find_connection(&client, &settings.connection).await?;
     let mut ticket_file = match tickets {
-        Some(path) => Some((path, open_private(path)?)),
+        Some(path) => Some((
+            path,
+            create_output(path, true).map_err(|e| BackendError::fatal(e.to_string(), None))?,
+        )),
         None => None,
     };
     let users_url = client.api_url(&["users"]);
-    let tickets_url = client.api_url(&["tickets", "password-change"]);
     let mut outcomes = Vec::with_capacity(records.len());
     let mut stopped = None;
     let mut rest = records.into_iter();
@@ -211,7 +215,12 @@ pub async fn create_users(
                 let mut o = RecordOutcome::success(Outcome::Inserted, user_id.clone())
                     .with_warnings(warnings);
                 if let (Some((path, file)), Some(email)) = (ticket_file.as_mut(), &record.email) {
-                    match ticket(&client, &tickets_url, user_id.as_deref()).await {
+                    let who = user_id.as_deref().map(TicketFor::UserId);
+                    let ticket = match who {
+                        Some(who) => create_ticket(&client, who).await,
+                        None => Err("no ticket: auth0 did not return the new user's id".to_owned()),
+                    };
+                    match ticket {
                         Ok(url) => {
                             if let Err(e) = writeln!(file, "{email},{url}") {
                                 let e = BackendError::fatal(
@@ -272,8 +281,8 @@ pub async fn create_users(
             )),
         ));
     }
-    if let Some((path, file)) = ticket_file.as_mut()
-        && let Err(e) = file.flush()
+    if let Some((path, file)) = ticket_file.take()
+        && let Err(e) = file.finish()
     {
         stopped.get_or_insert(BackendError::fatal(
             format!("cannot write `{}`: {e}", path.display()),
@@ -301,67 +310,6 @@ fn provider_code(reply: &authmigrate_core::retry::HttpReply) -> String {
                 .map(str::to_ascii_uppercase)
         })
         .unwrap_or_else(|| format!("HTTP_{}", reply.status.as_u16()))
-}
-
-/// Creates a password-change ticket; the error is a warning text.
-async fn ticket(
-    client: &Auth0Client,
-    url: &url::Url,
-    user_id: Option<&str>,
-) -> Result<String, String> {
-    let Some(user_id) = user_id else {
-        return Err("no ticket: auth0 did not return the new user's id".to_owned());
-    };
-    let body = json!({"user_id": user_id});
-    let reply = client
-        .send("create a password-change ticket", |http| {
-            http.request(Method::POST, url.clone()).json(&body)
-        })
-        .await
-        .map_err(|e| format!("no ticket: {e}"))?;
-    if !reply.status.is_success() {
-        let hint = if reply.status.as_u16() == 403 {
-            " (the token needs the create:user_tickets scope)"
-        } else {
-            ""
-        };
-        return Err(format!(
-            "no ticket: auth0 answered HTTP {}: {}{hint}",
-            reply.status.as_u16(),
-            api_message(&reply)
-        ));
-    }
-    reply
-        .json::<Value>()
-        .ok()
-        .and_then(|v| v.get("ticket").and_then(Value::as_str).map(str::to_owned))
-        .ok_or_else(|| "no ticket: auth0's answer has no `ticket`".to_owned())
-}
-
-/// Creates (or truncates) a file readable by its owner only.
-fn open_private(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, BackendError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options.open(path).map_err(|e| {
-        BackendError::fatal(format!("cannot create `{}`: {e}", path.display()), None)
-    })?;
-    #[cfg(unix)]
-    {
-        // An existing file keeps its mode on open: tighten it.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
-            BackendError::fatal(
-                format!("cannot restrict `{}` to mode 0600: {e}", path.display()),
-                None,
-            )
-        })?;
-    }
-    Ok(std::io::BufWriter::new(file))
 }
 
 #[cfg(test)]

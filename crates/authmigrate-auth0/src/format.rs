@@ -159,9 +159,10 @@ pub fn to_bulk_user(record: &UserRecord, opts: &Auth0MapOptions) -> Result<Mappe
             Some(rest) => {
                 o.insert("user_id".into(), Value::String(rest.to_owned()));
             }
-            None => w.push(format!(
-                "`source_id` `{id}` is not sent: Auth0 assigns its own id to users that were not `auth0|` users"
-            )),
+            None => w.push(
+                "`source_id` is not sent: Auth0 assigns its own id to users that were not `auth0|` users"
+                    .into(),
+            ),
         },
     }
     put_str(&mut o, &mut w, "given_name", record.given_name.as_deref());

@@ -181,7 +181,7 @@ fn dropped_fields_warn_once_each() {
         m.warnings,
         [
             "`nickname` is empty: left out",
-            "`source_id` `google-oauth2|123` is not sent: Auth0 assigns its own id to users that were not `auth0|` users",
+            "`source_id` is not sent: Auth0 assigns its own id to users that were not `auth0|` users",
             "`middle_name` cannot be imported into Auth0: left out",
             "`locale` cannot be imported into Auth0: left out",
             "`address` cannot be imported into Auth0: left out",

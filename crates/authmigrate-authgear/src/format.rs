@@ -393,10 +393,12 @@ pub fn to_import_record(
         o.insert("mfa".into(), Value::Object(mfa));
     }
 
-    if let Some(id) = record.source_id.as_deref().filter(|s| !s.is_empty()) {
-        w.push(format!(
-            "`source_id` `{id}` is not sent: Authgear assigns new ids (--id-map records the mapping)"
-        ));
+    if record.source_id.as_deref().is_some_and(|s| !s.is_empty()) {
+        // No id in the text: warnings are tallied by text across millions of users.
+        w.push(
+            "`source_id` is not sent: Authgear assigns new ids (--id-map records the mapping)"
+                .into(),
+        );
     }
     for key in record.unmapped.keys() {
         w.push(format!(

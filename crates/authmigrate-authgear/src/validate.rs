@@ -10,7 +10,6 @@
 //! pragmatic check instead of `net/mail`, time zones by shape (`Area/City`) instead
 //! of loading the IANA database, and locales with a simple canonical-BCP-47 check.
 
-
 use serde_json::{Map, Value};
 
 use crate::format::{Identifier, kind};
@@ -99,7 +98,6 @@ const RECORD_FIELDS: [&str; 26] = [
     "password",
     "mfa",
 ];
-
 
 /// `^\+[1-9][0-9]{6,14}$`: E.164, approximating libphonenumber's `isValidNumber`.
 pub fn is_plausible_phone(s: &str) -> bool {

@@ -243,7 +243,7 @@ fn full_order_metadata_mfa_and_warnings() {
             "`middle_name` is empty: left out (Authgear rejects empty strings)",
             "`user_metadata.theme` not imported: no declared custom attribute (use --custom-attribute user_metadata.theme=NAME)",
             "`mfa`: Authgear imports one totp factor per user; 1 more left out",
-            "`source_id` `auth0|abc` is not sent: Authgear assigns new ids (--id-map records the mapping)",
+            "`source_id` is not sent: Authgear assigns new ids (--id-map records the mapping)",
             "`logins_count` cannot be imported into Authgear: left out",
         ]
     );

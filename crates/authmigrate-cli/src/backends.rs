@@ -55,17 +55,26 @@ pub(crate) fn auth0_settings(creds: &Auth0Creds) -> anyhow::Result<Auth0Settings
 }
 
 /// Authgear settings from `--authgear-*` flags / `AUTHGEAR_*` variables.
-pub(crate) fn authgear_settings(creds: &AuthgearCreds, map: &MapArgs) -> anyhow::Result<AuthgearSettings> {
+pub(crate) fn authgear_settings(
+    creds: &AuthgearCreds,
+    map: &MapArgs,
+) -> anyhow::Result<AuthgearSettings> {
     let endpoint = creds.endpoint.clone().ok_or_else(|| {
         missing(
             "the Authgear endpoint: `AUTHGEAR_ENDPOINT` (or `--authgear-endpoint`)",
             "set AUTHGEAR_ENDPOINT to your project's URL (https://myapp.authgear.cloud), or run `authmigrate sandbox` to rehearse locally",
         )
     })?;
-    let auth = match (&creds.admin_token, &creds.project_id, &creds.key_id, &creds.private_key_file) {
+    let auth = match (
+        &creds.admin_token,
+        &creds.project_id,
+        &creds.key_id,
+        &creds.private_key_file,
+    ) {
         (Some(token), _, _, _) => AuthgearAuth::Token(SecretString::from(token.clone())),
         (None, Some(project), Some(kid), Some(path)) => {
-            AuthgearAuth::key_from_file(project.clone(), kid.clone(), path).map_err(anyhow::Error::msg)?
+            AuthgearAuth::key_from_file(project.clone(), kid.clone(), path)
+                .map_err(anyhow::Error::msg)?
         }
         _ => {
             return Err(missing(

@@ -138,7 +138,11 @@ pub struct Auth0Creds {
     #[arg(long = "auth0-client-id", env = "AUTH0_CLIENT_ID")]
     pub client_id: Option<String>,
     /// Client secret for the client-credentials grant
-    #[arg(long = "auth0-client-secret", env = "AUTH0_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "auth0-client-secret",
+        env = "AUTH0_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     pub client_secret: Option<String>,
 }
 
@@ -158,7 +162,11 @@ pub struct AuthgearCreds {
     #[arg(long = "authgear-private-key-file", env = "AUTHGEAR_PRIVATE_KEY_FILE")]
     pub private_key_file: Option<PathBuf>,
     /// A ready-made Admin API JWT instead of the key
-    #[arg(long = "authgear-admin-token", env = "AUTHGEAR_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long = "authgear-admin-token",
+        env = "AUTHGEAR_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 }
 
@@ -195,7 +203,11 @@ pub struct ImportArgs {
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Auth0: the database connection's name
-    #[arg(long, default_value = "Username-Password-Authentication", help_heading = "Auth0")]
+    #[arg(
+        long,
+        default_value = "Username-Password-Authentication",
+        help_heading = "Auth0"
+    )]
     pub connection: String,
     /// Auth0: e-mail every tenant owner when each job ends (Auth0's own default is on)
     #[arg(long, help_heading = "Auth0")]
@@ -257,7 +269,11 @@ pub struct MapArgs {
     pub identifier: String,
     /// Authgear: carry metadata into a declared custom attribute, `SRC=DST`
     /// (e.g. `user_metadata.plan=plan`); repeatable
-    #[arg(long = "custom-attribute", value_name = "SRC=DST", help_heading = "Authgear")]
+    #[arg(
+        long = "custom-attribute",
+        value_name = "SRC=DST",
+        help_heading = "Authgear"
+    )]
     pub custom_attributes: Vec<String>,
 }
 
@@ -340,7 +356,11 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub password_reset_tickets: Option<PathBuf>,
     /// Auth0 (source or target): the database connection's name
-    #[arg(long, default_value = "Username-Password-Authentication", help_heading = "Auth0")]
+    #[arg(
+        long,
+        default_value = "Username-Password-Authentication",
+        help_heading = "Auth0"
+    )]
     pub connection: String,
     /// Auth0 target: e-mail tenant owners when each job ends
     #[arg(long, help_heading = "Auth0")]

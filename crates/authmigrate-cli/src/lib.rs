@@ -5,8 +5,8 @@
 //! finished but some record failed (each is reported with its reason); 2 usage,
 //! configuration, authentication or fatal error.
 
-mod cli;
 mod backends;
+mod cli;
 mod commands;
 mod input;
 mod output;
@@ -90,7 +90,10 @@ fn init_tracing(verbose: u8, quiet: u8) {
 }
 
 fn report_error(out: &Output, err: &anyhow::Error) {
-    let hint = err.chain().find_map(|e| e.downcast_ref::<Hinted>()).map(|h| h.hint.clone());
+    let hint = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<Hinted>())
+        .map(|h| h.hint.clone());
     let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
     out.event(
         "error",

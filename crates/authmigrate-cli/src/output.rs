@@ -46,8 +46,9 @@ impl Output {
             kind: &'a str,
             data: T,
         }
-        let line = serde_json::to_string(&Envelope { kind, data })
-            .unwrap_or_else(|e| format!(r#"{{"type":"error","data":{{"message":"cannot encode event: {e}"}}}}"#));
+        let line = serde_json::to_string(&Envelope { kind, data }).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","data":{{"message":"cannot encode event: {e}"}}}}"#)
+        });
         let mut out = std::io::stdout().lock();
         // A closed stdout (`| head`) is not worth a panic.
         let _ = writeln!(out, "{line}");
@@ -61,7 +62,6 @@ impl Output {
         }
     }
 
-
     /// A progress bar over `len` items (hidden when progress is off).
     pub(crate) fn bar(&self, len: u64, what: &str) -> ProgressBar {
         if !self.progress {
@@ -73,6 +73,21 @@ impl Output {
         ))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+
+    /// A progress counter when the total is not known in advance.
+    pub(crate) fn counter(&self, what: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}} ({{per_sec}}) {{msg}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(200));
         bar

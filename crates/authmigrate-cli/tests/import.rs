@@ -24,7 +24,17 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
     let env = env().await;
     let users = env.path("users.ndjson");
     let o = env
-        .run(&["generate", "--count", "40", "--cost", "4", "--seed", "9", "--out", users.to_str().unwrap()])
+        .run(&[
+            "generate",
+            "--count",
+            "40",
+            "--cost",
+            "4",
+            "--seed",
+            "9",
+            "--out",
+            users.to_str().unwrap(),
+        ])
         .await;
     assert!(o.status.success(), "{}", text(&o));
     // Append bad records: a broken line, a record without e-mail, a duplicate of user_01.
@@ -36,9 +46,21 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
 
     let report_path = env.path("report.json");
     let o = env
-        .run(&["import", "--to", "auth0", users.to_str().unwrap(), "--report", report_path.to_str().unwrap()])
+        .run(&[
+            "import",
+            "--to",
+            "auth0",
+            users.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
         .await;
-    assert_eq!(o.status.code(), Some(1), "some records failed: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "some records failed: {}",
+        text(&o)
+    );
     let r = report(&report_path);
     assert_every_index_once(&r, 43);
     assert_eq!(r["summary"]["inserted"], 40);
@@ -50,11 +72,21 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
     // The same e-mail twice in one upload: Auth0's documented per-user error.
     assert_eq!(records[42]["outcome"], "failed");
     assert_eq!(records[42]["code"], "DUPLICATED_USER", "{}", records[42]);
-    assert_eq!(records[0]["outcome"], "inserted", "the first occurrence is imported");
+    assert_eq!(
+        records[0]["outcome"], "inserted",
+        "the first occurrence is imported"
+    );
 
     // Importing the same file again without --upsert: every user exists already.
     let o = env
-        .run(&["import", "--to", "auth0", users.to_str().unwrap(), "--report", report_path.to_str().unwrap()])
+        .run(&[
+            "import",
+            "--to",
+            "auth0",
+            users.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
         .await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let again = report(&report_path);
@@ -66,9 +98,17 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
     assert_eq!(auth0.users().len(), 40);
     assert!(auth0.check_password("user_07@example.com", "user_07"));
     assert!(!auth0.check_password("user_07@example.com", "user_08"));
-    assert_eq!(auth0.completion_emails_requested(), 0, "completion e-mails are off by default");
+    assert_eq!(
+        auth0.completion_emails_requested(),
+        0,
+        "completion e-mails are off by default"
+    );
     // Report carries no hashes.
-    assert!(!std::fs::read_to_string(&report_path).unwrap().contains("$2b$"));
+    assert!(
+        !std::fs::read_to_string(&report_path)
+            .unwrap()
+            .contains("$2b$")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,12 +116,33 @@ async fn authgear_import_then_reimport_is_all_skipped_and_upsert_updates() {
     let env = env().await;
     let users = env.path("users.json");
     let o = env
-        .run(&["generate", "--count", "25", "--cost", "4", "--format", "authgear", "--out", users.to_str().unwrap()])
+        .run(&[
+            "generate",
+            "--count",
+            "25",
+            "--cost",
+            "4",
+            "--format",
+            "authgear",
+            "--out",
+            users.to_str().unwrap(),
+        ])
         .await;
     assert!(o.status.success(), "{}", text(&o));
-    let o = env.run(&["--json", "import", "--to", "authgear", users.to_str().unwrap()]).await;
+    let o = env
+        .run(&[
+            "--json",
+            "import",
+            "--to",
+            "authgear",
+            users.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let summary = events.last().unwrap();
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["data"]["summary"]["inserted"], 25);
@@ -93,14 +154,40 @@ async fn authgear_import_then_reimport_is_all_skipped_and_upsert_updates() {
 
     let report_path = env.path("again.json");
     let o = env
-        .run(&["import", "--to", "authgear", users.to_str().unwrap(), "--report", report_path.to_str().unwrap()])
+        .run(&[
+            "import",
+            "--to",
+            "authgear",
+            users.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
         .await;
-    assert_eq!(o.status.code(), Some(0), "skipped because they exist is success: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "skipped because they exist is success: {}",
+        text(&o)
+    );
     let r = report(&report_path);
     assert_eq!(r["summary"]["skipped"], 25);
-    assert!(r["records"][0]["warnings"].to_string().contains("skipping because upsert = false and user exists"));
+    assert!(
+        r["records"][0]["warnings"]
+            .to_string()
+            .contains("skipping because upsert = false and user exists")
+    );
 
-    let o = env.run(&["import", "--to", "authgear", "--upsert", users.to_str().unwrap(), "--report", report_path.to_str().unwrap()]).await;
+    let o = env
+        .run(&[
+            "import",
+            "--to",
+            "authgear",
+            "--upsert",
+            users.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(report(&report_path)["summary"]["updated"], 25);
 }
@@ -109,8 +196,28 @@ async fn authgear_import_then_reimport_is_all_skipped_and_upsert_updates() {
 async fn dry_run_sends_nothing_and_shows_the_plan() {
     let env = env().await;
     let users = env.path("users.json");
-    env.run(&["generate", "--count", "30", "--cost", "4", "--format", "auth0", "--out", users.to_str().unwrap()]).await;
-    let o = env.run(&["--json", "import", "--to", "auth0", "--dry-run", users.to_str().unwrap()]).await;
+    env.run(&[
+        "generate",
+        "--count",
+        "30",
+        "--cost",
+        "4",
+        "--format",
+        "auth0",
+        "--out",
+        users.to_str().unwrap(),
+    ])
+    .await;
+    let o = env
+        .run(&[
+            "--json",
+            "import",
+            "--to",
+            "auth0",
+            "--dry-run",
+            users.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("\"chunk_planned\""), "{stdout}");
@@ -122,31 +229,81 @@ async fn dry_run_sends_nothing_and_shows_the_plan() {
 async fn configuration_errors_exit_2_before_anything_is_sent() {
     let env = env().await;
     let users = env.path("users.ndjson");
-    env.run(&["generate", "--count", "2", "--cost", "4", "--out", users.to_str().unwrap()]).await;
+    env.run(&[
+        "generate",
+        "--count",
+        "2",
+        "--cost",
+        "4",
+        "--out",
+        users.to_str().unwrap(),
+    ])
+    .await;
 
     // Plain http to a non-loopback host is refused.
-    let o = env.run(&["import", "--to", "auth0", "--auth0-domain", "http://example.com", users.to_str().unwrap()]).await;
+    let o = env
+        .run(&[
+            "import",
+            "--to",
+            "auth0",
+            "--auth0-domain",
+            "http://example.com",
+            users.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("http"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("http"),
+        "{}",
+        text(&o)
+    );
 
     // A wrong Authgear key id: 403, explained.
-    let o = env.run(&["import", "--to", "authgear", "--authgear-key-id", "not-the-key", users.to_str().unwrap()]).await;
+    let o = env
+        .run(&[
+            "import",
+            "--to",
+            "authgear",
+            "--authgear-key-id",
+            "not-the-key",
+            users.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
     assert!(err.contains("kid") || err.contains("key id"), "{err}");
     assert_eq!(env.sandbox.authgear().jobs_created(), 0);
 
     // An Auth0 connection that does not exist.
-    let o = env.run(&["import", "--to", "auth0", "--connection", "Nope", users.to_str().unwrap()]).await;
+    let o = env
+        .run(&[
+            "import",
+            "--to",
+            "auth0",
+            "--connection",
+            "Nope",
+            users.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Nope"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Nope"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(env.sandbox.auth0().jobs_created(), 0);
 
     // A truncated input file is refused before anything is sent.
     let broken = env.path("broken.json");
     std::fs::write(&broken, r#"[{"email":"a@example.com"},{"email":"b@exa"#).unwrap();
-    let o = env.run(&["import", "--to", "auth0", broken.to_str().unwrap()]).await;
+    let o = env
+        .run(&["import", "--to", "auth0", broken.to_str().unwrap()])
+        .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("broken.json"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("broken.json"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(env.sandbox.auth0().jobs_created(), 0);
 }

@@ -354,7 +354,10 @@ mod tests {
     fn array_len_matches_serialized_array() {
         let mut b = Batch::default();
         assert_eq!(b.array_len(), b.to_array().len());
-        for (i, s) in ["{\"a\":1}", "{}", "{\"email\":\"x@y.z\"}"].iter().enumerate() {
+        for (i, s) in ["{\"a\":1}", "{}", "{\"email\":\"x@y.z\"}"]
+            .iter()
+            .enumerate()
+        {
             b.records.push(BatchRecord {
                 index: i as u64,
                 label: None,

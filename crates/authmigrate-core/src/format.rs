@@ -121,14 +121,27 @@ mod tests {
     #[test]
     fn emails() {
         assert!(is_plausible_email("a@b.co"));
-        for bad in ["", "a", "@b.co", "a@b", "a@.b", "a@b.", "a b@c.d", "A <a@b.co>", "a@b@c.d"] {
+        for bad in [
+            "",
+            "a",
+            "@b.co",
+            "a@b",
+            "a@.b",
+            "a@b.",
+            "a b@c.d",
+            "A <a@b.co>",
+            "a@b@c.d",
+        ] {
             assert!(!is_plausible_email(bad), "{bad}");
         }
     }
 
     #[test]
     fn problem_display_and_mapped_debug() {
-        assert_eq!(Problem::error("email", "is required").to_string(), "field `email`: is required");
+        assert_eq!(
+            Problem::error("email", "is required").to_string(),
+            "field `email`: is required"
+        );
         assert_eq!(Problem::warning("", "empty file").to_string(), "empty file");
         let m = Mapped {
             json: serde_json::json!({"password_hash": "$2b$10$secret"}),

@@ -277,7 +277,10 @@ impl PasswordHash {
         if matches!(self.algorithm, A::Argon2 | A::Ldap | A::Pbkdf2) && self.salt.is_some() {
             bad(
                 "salt",
-                format!("is not allowed for {} (the salt is inside the hash string)", self.algorithm.as_str()),
+                format!(
+                    "is not allowed for {} (the salt is inside the hash string)",
+                    self.algorithm.as_str()
+                ),
             );
         }
         if self.algorithm == A::Hmac {
@@ -327,17 +330,32 @@ impl PasswordHash {
         let value = self.hash.value.expose();
         match self.algorithm {
             A::Bcrypt => {
-                if !["$2a$", "$2b$", "$2y$"].iter().any(|p| value.starts_with(p)) {
-                    bad("hash.value", "bcrypt hash must start with `$2a$`, `$2b$` or `$2y$`".into());
+                if !["$2a$", "$2b$", "$2y$"]
+                    .iter()
+                    .any(|p| value.starts_with(p))
+                {
+                    bad(
+                        "hash.value",
+                        "bcrypt hash must start with `$2a$`, `$2b$` or `$2y$`".into(),
+                    );
                 } else if value.len() != 60 {
-                    bad("hash.value", format!("bcrypt hash must be 60 characters, got {}", value.len()));
+                    bad(
+                        "hash.value",
+                        format!("bcrypt hash must be 60 characters, got {}", value.len()),
+                    );
                 }
             }
             A::Argon2 if !value.starts_with("$argon2") => {
-                bad("hash.value", "argon2 hash must be a PHC string starting with `$argon2`".into());
+                bad(
+                    "hash.value",
+                    "argon2 hash must be a PHC string starting with `$argon2`".into(),
+                );
             }
             A::Pbkdf2 if !value.starts_with("$pbkdf2-") => {
-                bad("hash.value", "pbkdf2 hash must be a PHC string starting with `$pbkdf2-`".into());
+                bad(
+                    "hash.value",
+                    "pbkdf2 hash must be a PHC string starting with `$pbkdf2-`".into(),
+                );
             }
             A::Ldap => {
                 let scheme = value
@@ -345,10 +363,15 @@ impl PasswordHash {
                     .and_then(|v| v.split_once('}'))
                     .map(|(s, _)| s.to_ascii_lowercase());
                 match scheme {
-                    Some(s) if s == "md5" || s == "smd5" || s.starts_with("sha") || s.starts_with("ssha") => {}
+                    Some(s)
+                        if s == "md5"
+                            || s == "smd5"
+                            || s.starts_with("sha")
+                            || s.starts_with("ssha") => {}
                     _ => bad(
                         "hash.value",
-                        "ldap hash must be RFC 2307 `{SCHEME}...` with MD5, SMD5, SHA* or SSHA*".into(),
+                        "ldap hash must be RFC 2307 `{SCHEME}...` with MD5, SMD5, SHA* or SSHA*"
+                            .into(),
                     ),
                 }
             }
@@ -554,7 +577,10 @@ mod tests {
     fn neutral_json_round_trips_and_uses_auth0_shapes() {
         let r = full_record();
         let json = serde_json::to_string(&r).unwrap();
-        assert!(json.contains(r#""mfa":[{"totp":{"secret":"JBSWY3DPEHPK3PXP"}}]"#), "{json}");
+        assert!(
+            json.contains(r#""mfa":[{"totp":{"secret":"JBSWY3DPEHPK3PXP"}}]"#),
+            "{json}"
+        );
         assert!(json.contains(r#""digest":"sha1""#));
         let back: UserRecord = serde_json::from_str(&json).unwrap();
         assert_eq!(back, r);
@@ -576,7 +602,10 @@ mod tests {
         let problems = bad.problems();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].0, "hash.value");
-        assert!(!problems[0].1.contains("short"), "reason must not echo the hash");
+        assert!(
+            !problems[0].1.contains("short"),
+            "reason must not echo the hash"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `import --to auth0 --mode create`: one `POST /api/v2/users` per user (small sets).
 
-use authmigrate_core::report::{ReportRecord, ReportWriter};
 use authmigrate_core::driver::Summary;
+use authmigrate_core::report::{ReportRecord, ReportWriter};
 use serde_json::json;
 
 use crate::Status;
@@ -11,7 +11,9 @@ use crate::output::Output;
 
 pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Status> {
     if args.dry_run || args.state.is_some() {
-        anyhow::bail!("`--mode create` takes neither `--dry-run` nor `--state`: use the default bulk mode for those");
+        anyhow::bail!(
+            "`--mode create` takes neither `--dry-run` nor `--state`: use the default bulk mode for those"
+        );
     }
     let mut settings = crate::backends::auth0_settings(&args.auth0)?;
     settings.connection = args.connection.clone();
@@ -23,9 +25,13 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
             Err(f) => failed_input.push((input.index, f)),
         }
     }
-    let report = authmigrate_auth0::create::create_users(&settings, records, args.password_tickets.as_deref())
-        .await
-        .map_err(crate::backends::backend_error)?;
+    let report = authmigrate_auth0::create::create_users(
+        &settings,
+        records,
+        args.password_tickets.as_deref(),
+    )
+    .await
+    .map_err(crate::backends::backend_error)?;
     let mut summary = Summary::default();
     let mut writer = match &args.report {
         Some(p) => Some(ReportWriter::create(p.clone())?),
@@ -44,7 +50,10 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
     if let Some(w) = writer {
         w.finish(&summary)?;
     }
-    out.event("summary", json!({ "target": "auth0", "mode": "create", "summary": summary }));
+    out.event(
+        "summary",
+        json!({ "target": "auth0", "mode": "create", "summary": summary }),
+    );
     out.say(format!(
         "created in auth0: {} records: {} inserted, {} failed",
         summary.total, summary.inserted, summary.failed
@@ -52,5 +61,9 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
     if let Some(e) = report.stopped {
         return Err(crate::backends::backend_error(e));
     }
-    Ok(if summary.failed > 0 { Status::SomeFailed } else { Status::Ok })
+    Ok(if summary.failed > 0 {
+        Status::SomeFailed
+    } else {
+        Status::Ok
+    })
 }

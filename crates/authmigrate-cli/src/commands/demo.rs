@@ -48,7 +48,8 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let dir = match &args.keep {
         Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create `{}`", d.display()))?;
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("cannot create `{}`", d.display()))?;
             d.clone()
         }
         None => temp.path().to_owned(),
@@ -65,7 +66,10 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     })
     .await
     .context("cannot start the sandbox")?;
-    out.say(format!("demo: Auth0 and Authgear emulators on {}", sandbox.base_url()));
+    out.say(format!(
+        "demo: Auth0 and Authgear emulators on {}",
+        sandbox.base_url()
+    ));
     let auth0 = Auth0Settings::new(
         sandbox.base_url(),
         Auth0Auth::ClientCredentials {
@@ -96,7 +100,8 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
         let mut w = NdjsonWriter::new(create_output(&users_path, true)?);
         generate(&options, |u| {
             bar.inc(1);
-            w.write(&u).map_err(|e| authmigrate_core::Error::io("write", &users_path, e))
+            w.write(&u)
+                .map_err(|e| authmigrate_core::Error::io("write", &users_path, e))
         })?;
         w.finish()?.finish()?;
     }
@@ -115,7 +120,10 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     let a0_users = sandbox.auth0().users().len();
     steps.push(Step {
         name: "import → Auth0",
-        detail: format!("{a0_users} users in the tenant, {} jobs", sandbox.auth0().jobs_created()),
+        detail: format!(
+            "{a0_users} users in the tenant, {} jobs",
+            sandbox.auth0().jobs_created()
+        ),
         took: t.elapsed(),
     });
     ensure(status, "the Auth0 import")?;
@@ -152,10 +160,15 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     let mut f = create_output(&hashes_path, true)?;
     f.write_all(&hashes)?;
     f.finish()?;
-    let hash_lines = hashes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    let hash_lines = hashes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count();
     steps.push(Step {
         name: "export ← Auth0",
-        detail: format!("{exported} users (export job), {hash_lines} password hashes (support-ticket file)"),
+        detail: format!(
+            "{exported} users (export job), {hash_lines} password hashes (support-ticket file)"
+        ),
         took: t.elapsed(),
     });
 
@@ -171,7 +184,11 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
         backend,
         Box::new(joined) as Box<dyn Iterator<Item = InputRecord> + Send>,
         readers,
-        Run { options: demo_options(), report: Some(report), total },
+        Run {
+            options: demo_options(),
+            report: Some(report),
+            total,
+        },
         out,
     )
     .await?;
@@ -212,9 +229,18 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     );
     out.say("\nauthmigrate demo");
     for s in &steps {
-        out.say(format!("  {:<20} {:<62} {:>6.1}s", s.name, s.detail, s.took.as_secs_f64()));
+        out.say(format!(
+            "  {:<20} {:<62} {:>6.1}s",
+            s.name,
+            s.detail,
+            s.took.as_secs_f64()
+        ));
     }
-    out.say(format!("  {:<20} {:.1}s", "total", started.elapsed().as_secs_f64()));
+    out.say(format!(
+        "  {:<20} {:.1}s",
+        "total",
+        started.elapsed().as_secs_f64()
+    ));
     if let Some(d) = &args.keep {
         out.say(format!("  files kept in `{}`", d.display()));
     }
@@ -223,7 +249,10 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
         out.say(format!("\nevery one of the {ok} users moved from Auth0 to Authgear and logs in with its original password"));
         Ok(Status::Ok)
     } else {
-        out.say(format!("\n{} users could not log in at Authgear", args.count - ok));
+        out.say(format!(
+            "\n{} users could not log in at Authgear",
+            args.count - ok
+        ));
         Ok(Status::SomeFailed)
     }
 }
@@ -249,7 +278,11 @@ async fn import_file(
         backend,
         Box::new(inputs),
         readers,
-        Run { options: demo_options(), report: Some(report.to_owned()), total },
+        Run {
+            options: demo_options(),
+            report: Some(report.to_owned()),
+            total,
+        },
         out,
     )
     .await
@@ -258,6 +291,8 @@ async fn import_file(
 fn ensure(status: Status, what: &str) -> anyhow::Result<()> {
     match status {
         Status::Ok => Ok(()),
-        Status::SomeFailed => anyhow::bail!("{what} had failed records: see the report (rerun with `--keep DIR`)"),
+        Status::SomeFailed => {
+            anyhow::bail!("{what} had failed records: see the report (rerun with `--keep DIR`)")
+        }
     }
 }

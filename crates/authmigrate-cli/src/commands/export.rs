@@ -43,7 +43,9 @@ pub(crate) async fn export(
 ) -> anyhow::Result<u64> {
     let partial = path.with_file_name(format!(
         "{}.partial",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     // Keep the real extension last so `.gz` still selects gzip.
     let partial = match path.extension() {
@@ -55,7 +57,10 @@ pub(crate) async fn export(
     let stats = match from {
         Provider::Auth0 => {
             let settings = auth0_settings(auth0)?;
-            let options = authmigrate_auth0::export::ExportOptions { connection, fields: None };
+            let options = authmigrate_auth0::export::ExportOptions {
+                connection,
+                fields: None,
+            };
             authmigrate_auth0::export::export_users(&settings, &options, &mut sink).await
         }
         Provider::Authgear => {
@@ -65,7 +70,8 @@ pub(crate) async fn export(
     }
     .map_err(backend_error)?;
     sink.finish()?;
-    std::fs::rename(&partial, path).with_context(|| format!("cannot write `{}`", path.display()))?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
     out.event("export", json!({ "from": name(from), "users": stats.users, "bytes": stats.bytes, "job": stats.job, "out": path.display().to_string() }));
     Ok(stats.users)
 }

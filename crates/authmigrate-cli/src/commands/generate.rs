@@ -39,9 +39,11 @@ pub(crate) fn run(args: GenerateArgs, out: &Output) -> anyhow::Result<Status> {
     let mut writer = match args.format {
         GenerateFormat::Neutral => Writer::Lines(NdjsonWriter::new(sink)),
         GenerateFormat::Auth0 => Writer::Array(JsonArrayWriter::new(sink)),
-        GenerateFormat::Authgear => {
-            Writer::Array(JsonArrayWriter::with_envelope(sink, AUTHGEAR_PREFIX, AUTHGEAR_SUFFIX))
-        }
+        GenerateFormat::Authgear => Writer::Array(JsonArrayWriter::with_envelope(
+            sink,
+            AUTHGEAR_PREFIX,
+            AUTHGEAR_SUFFIX,
+        )),
     };
     let auth0_opts = authmigrate_auth0::format::Auth0MapOptions::default();
     let authgear_opts = authmigrate_authgear::format::AuthgearMapOptions::default();
@@ -49,9 +51,11 @@ pub(crate) fn run(args: GenerateArgs, out: &Output) -> anyhow::Result<Status> {
     let encode = |user: &UserRecord| -> anyhow::Result<serde_json::Value> {
         Ok(match args.format {
             GenerateFormat::Neutral => serde_json::to_value(user)?,
-            GenerateFormat::Auth0 => authmigrate_auth0::format::to_bulk_user(user, &auth0_opts)
-                .map_err(|f| anyhow::anyhow!("{f}"))?
-                .json,
+            GenerateFormat::Auth0 => {
+                authmigrate_auth0::format::to_bulk_user(user, &auth0_opts)
+                    .map_err(|f| anyhow::anyhow!("{f}"))?
+                    .json
+            }
             GenerateFormat::Authgear => {
                 authmigrate_authgear::format::to_import_record(user, &authgear_opts)
                     .map_err(|f| anyhow::anyhow!("{f}"))?

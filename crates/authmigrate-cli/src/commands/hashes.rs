@@ -19,7 +19,10 @@ pub(crate) fn join<U: Iterator<Item = InputRecord>>(
     let shown = path.display().to_string();
     let out = out.clone();
     let entries = reader.filter_map(move |raw| {
-        let at = raw.line.map(|l| format!("line {l}")).unwrap_or_else(|| format!("record {}", raw.index));
+        let at = raw
+            .line
+            .map(|l| format!("line {l}"))
+            .unwrap_or_else(|| format!("record {}", raw.index));
         match raw.value.and_then(|obj| {
             authmigrate_auth0::format::from_password_export(obj).map_err(|e| e.to_string())
         }) {

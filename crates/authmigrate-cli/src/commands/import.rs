@@ -46,7 +46,11 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
     };
     let inputs = Inputs::new(args.files.clone());
     let readers = inputs.error_handles();
-    let run = Run { options, report: args.report.clone(), total: survey.records };
+    let run = Run {
+        options,
+        report: args.report.clone(),
+        total: survey.records,
+    };
     import(backend, Box::new(inputs), readers, run, out).await
 }
 
@@ -68,7 +72,11 @@ pub(crate) async fn import(
     run: Run,
     out: &Output,
 ) -> anyhow::Result<Status> {
-    let Run { options, report, total } = run;
+    let Run {
+        options,
+        report,
+        total,
+    } = run;
     let dry_run = options.dry_run;
     let target = backend.name();
     let report = match &report {
@@ -77,7 +85,10 @@ pub(crate) async fn import(
     };
     let observer = Arc::new(CliObserver {
         out: out.clone(),
-        bar: out.bar(total.unwrap_or(0), if dry_run { "planning" } else { "importing" }),
+        bar: out.bar(
+            total.unwrap_or(0),
+            if dry_run { "planning" } else { "importing" },
+        ),
         plain: !out.json(),
         in_flight: AtomicI64::new(0),
         summary: Mutex::new(Summary::default()),
@@ -91,7 +102,10 @@ pub(crate) async fn import(
         report.finish(&summary).context("cannot write the report")?;
     }
     let read_error = readers.iter().find_map(|r| r.take_error());
-    out.event("summary", json!({ "target": target, "dry_run": dry_run, "summary": summary }));
+    out.event(
+        "summary",
+        json!({ "target": target, "dry_run": dry_run, "summary": summary }),
+    );
     let result = result.map_err(|e| match e {
         authmigrate_core::Error::Backend(be) => crate::backends::backend_error(be),
         other => other.into(),
@@ -108,11 +122,17 @@ pub(crate) async fn import(
         summary.updated,
         summary.skipped,
         summary.failed,
-        if dry_run { format!(", {} would be sent", summary.planned) } else { String::new() }
+        if dry_run {
+            format!(", {} would be sent", summary.planned)
+        } else {
+            String::new()
+        }
     ));
     match (result, read_error) {
         (Err(e), _) => Err(e),
-        (Ok(_), Some(e)) => Err(anyhow::Error::new(e).context("an input file could not be read to its end")),
+        (Ok(_), Some(e)) => {
+            Err(anyhow::Error::new(e).context("an input file could not be read to its end"))
+        }
         (Ok(_), None) if summary.failed > 0 => Ok(Status::SomeFailed),
         (Ok(_), None) => Ok(Status::Ok),
     }
@@ -148,53 +168,102 @@ impl Observer for CliObserver {
             report.event(event);
         }
         match *event {
-            Event::Planned { chunk, records, bytes, fill } => {
-                self.out.event("chunk_planned", json!({ "chunk": chunk, "records": records, "bytes": bytes, "fill": fill }));
+            Event::Planned {
+                chunk,
+                records,
+                bytes,
+                fill,
+            } => {
+                self.out.event(
+                    "chunk_planned",
+                    json!({ "chunk": chunk, "records": records, "bytes": bytes, "fill": fill }),
+                );
             }
-            Event::Submitted { chunk, job, records, attempt } => {
+            Event::Submitted {
+                chunk,
+                job,
+                records,
+                attempt,
+            } => {
                 let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                 self.bar.set_message(format!("{n} jobs in flight"));
-                self.out.event("job_submitted", json!({ "chunk": chunk, "job": job.0, "records": records, "attempt": attempt }));
+                self.out.event(
+                    "job_submitted",
+                    json!({ "chunk": chunk, "job": job.0, "records": records, "attempt": attempt }),
+                );
                 tracing::info!(chunk, job = %job, records, "job submitted");
             }
             Event::Resumed { chunk, job } => {
                 let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
                 self.bar.set_message(format!("{n} jobs in flight"));
-                self.out.event("job_resumed", json!({ "chunk": chunk, "job": job.0 }));
+                self.out
+                    .event("job_resumed", json!({ "chunk": chunk, "job": job.0 }));
             }
             Event::Replayed { chunk, records } => {
-                self.out.event("chunk_replayed", json!({ "chunk": chunk, "records": records }));
+                self.out.event(
+                    "chunk_replayed",
+                    json!({ "chunk": chunk, "records": records }),
+                );
                 if self.plain {
-                    self.bar.suspend(|| self.out.say(format!("chunk {chunk}: {records} records already done in an earlier run")));
+                    self.bar.suspend(|| {
+                        self.out.say(format!(
+                            "chunk {chunk}: {records} records already done in an earlier run"
+                        ))
+                    });
                 }
             }
             Event::Busy { chunk, retry_after } => {
                 self.out.event("busy", json!({ "chunk": chunk, "retry_after_ms": retry_after.map(|d| d.as_millis() as u64) }));
             }
-            Event::Retrying { chunk, message, failures } => {
-                self.out.event("retrying", json!({ "chunk": chunk, "message": message, "failures": failures }));
+            Event::Retrying {
+                chunk,
+                message,
+                failures,
+            } => {
+                self.out.event(
+                    "retrying",
+                    json!({ "chunk": chunk, "message": message, "failures": failures }),
+                );
             }
             Event::JobFinished { chunk, job } => {
                 let n = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
                 self.bar.set_message(format!("{} jobs in flight", n.max(0)));
-                self.out.event("job_finished", json!({ "chunk": chunk, "job": job.0 }));
+                self.out
+                    .event("job_finished", json!({ "chunk": chunk, "job": job.0 }));
                 if self.plain && self.bar.is_hidden() {
                     self.out.say(format!("job {job} (chunk {chunk}) finished"));
                 }
             }
-            Event::JobFailed { chunk, job, reason, will_retry } => {
+            Event::JobFailed {
+                chunk,
+                job,
+                reason,
+                will_retry,
+            } => {
                 let n = self.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
                 self.bar.set_message(format!("{} jobs in flight", n.max(0)));
                 self.out.event("job_failed", json!({ "chunk": chunk, "job": job.0, "reason": reason, "will_retry": will_retry }));
                 self.bar.suspend(|| {
                     self.out.say(format!(
                         "job {job} (chunk {chunk}) failed: {reason}{}",
-                        if will_retry { "; submitting it again" } else { "" }
+                        if will_retry {
+                            "; submitting it again"
+                        } else {
+                            ""
+                        }
                     ))
                 });
             }
-            Event::Record { index, email, outcome, .. } => {
-                self.summary.lock().unwrap_or_else(|e| e.into_inner()).add(outcome.outcome);
+            Event::Record {
+                index,
+                email,
+                outcome,
+                ..
+            } => {
+                self.summary
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .add(outcome.outcome);
                 self.bar.inc(1);
                 self.out.event(
                     "record",

@@ -47,7 +47,9 @@ pub(crate) fn authgear_options(args: &MapArgs) -> anyhow::Result<AuthgearMapOpti
     let mut custom_attributes = Vec::new();
     for spec in &args.custom_attributes {
         let Some((src, dst)) = spec.split_once('=') else {
-            anyhow::bail!("`--custom-attribute {spec}`: expected `SRC=DST`, e.g. `user_metadata.plan=plan`");
+            anyhow::bail!(
+                "`--custom-attribute {spec}`: expected `SRC=DST`, e.g. `user_metadata.plan=plan`"
+            );
         };
         if src.is_empty() || dst.is_empty() {
             anyhow::bail!("`--custom-attribute {spec}`: both SRC and DST must be non-empty");

@@ -35,26 +35,46 @@ pub(crate) fn run(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
 
 async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     if args.from == args.to {
-        anyhow::bail!("`--from` and `--to` are both {}: nothing to migrate", name(args.from));
+        anyhow::bail!(
+            "`--from` and `--to` are both {}: nothing to migrate",
+            name(args.from)
+        );
     }
     if args.password_hashes.is_some() && args.from != Provider::Auth0 {
-        anyhow::bail!("`--password-hashes` is an Auth0 password-hash export: it only applies with `--from auth0`");
+        anyhow::bail!(
+            "`--password-hashes` is an Auth0 password-hash export: it only applies with `--from auth0`"
+        );
     }
     if args.password_reset_tickets.is_some() && args.to != Provider::Auth0 {
-        anyhow::bail!("`--password-reset-tickets` creates Auth0 tickets: it only applies with `--to auth0`");
+        anyhow::bail!(
+            "`--password-reset-tickets` creates Auth0 tickets: it only applies with `--to auth0`"
+        );
     }
     // Check the target's settings before a long export.
     let backend = target_backend(&args)?;
 
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create `{}`", args.work_dir.display()))?;
-    let export_path = args.work_dir.join(format!("export-{}.ndjson.gz", name(args.from)));
+    let export_path = args
+        .work_dir
+        .join(format!("export-{}.ndjson.gz", name(args.from)));
     let resuming = args.state.as_ref().is_some_and(|s| s.exists()) && export_path.exists();
     if resuming {
-        out.say(format!("resuming: reusing the export in `{}`", export_path.display()));
+        out.say(format!(
+            "resuming: reusing the export in `{}`",
+            export_path.display()
+        ));
     } else {
         let connection = (args.from == Provider::Auth0).then(|| args.connection.clone());
-        export(args.from, &args.auth0, &args.authgear, connection, &export_path, out).await?;
+        export(
+            args.from,
+            &args.auth0,
+            &args.authgear,
+            connection,
+            &export_path,
+            out,
+        )
+        .await?;
     }
     if args.from == Provider::Authgear && args.to == Provider::Auth0 {
         out.say(
@@ -73,24 +93,47 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     // Remember, in input order on disk, what the id map and the tickets need.
     let sidecar_path = args.work_dir.join("records.tsv");
     let sidecar = Arc::new(Mutex::new(BufWriter::new(
-        std::fs::File::create(&sidecar_path).with_context(|| format!("cannot create `{}`", sidecar_path.display()))?,
+        std::fs::File::create(&sidecar_path)
+            .with_context(|| format!("cannot create `{}`", sidecar_path.display()))?,
     )));
     let tap = {
         let sidecar = sidecar.clone();
         joined.inspect(move |r| {
             let (id, email, has_password) = match &r.record {
-                Ok(u) => (u.source_id.clone().unwrap_or_default(), u.email.clone().unwrap_or_default(), u.password.is_some()),
+                Ok(u) => (
+                    u.source_id.clone().unwrap_or_default(),
+                    u.email.clone().unwrap_or_default(),
+                    u.password.is_some(),
+                ),
                 Err(_) => (String::new(), String::new(), false),
             };
             let mut w = sidecar.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(w, "{}\t{}\t{}\t{}", r.index, clean(&id), clean(&email), u8::from(has_password));
+            let _ = writeln!(
+                w,
+                "{}\t{}\t{}\t{}",
+                r.index,
+                clean(&id),
+                clean(&email),
+                u8::from(has_password)
+            );
         })
     };
 
     let mut h = DefaultHasher::new();
-    (survey.fingerprint, name(args.from), name(args.to), args.upsert, &args.connection).hash(&mut h);
+    (
+        survey.fingerprint,
+        name(args.from),
+        name(args.to),
+        args.upsert,
+        &args.connection,
+    )
+        .hash(&mut h);
     (&args.map.identifier, &args.map.custom_attributes).hash(&mut h);
-    args.password_hashes.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len()).hash(&mut h);
+    args.password_hashes
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .hash(&mut h);
     let options = DriverOptions {
         dry_run: args.dry_run,
         state: args.state.clone(),
@@ -104,7 +147,11 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         (args.id_map.is_some() || args.password_reset_tickets.is_some())
             .then(|| args.work_dir.join("report.json"))
     });
-    let run = Run { options, report: report.clone(), total: survey.records };
+    let run = Run {
+        options,
+        report: report.clone(),
+        total: survey.records,
+    };
     let status = import(backend, Box::new(tap), readers, run, out).await;
     sidecar.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     let status = status?;
@@ -133,7 +180,11 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
                     csv(r.target_id.as_deref().unwrap_or(""))
                 )?;
             }
-            if args.password_reset_tickets.is_some() && r.outcome == "inserted" && !r.has_password && !r.email.is_empty() {
+            if args.password_reset_tickets.is_some()
+                && r.outcome == "inserted"
+                && !r.has_password
+                && !r.email.is_empty()
+            {
                 users.push((r.email, r.target_id));
             }
             Ok(())
@@ -147,7 +198,10 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
             let n = authmigrate_auth0::tickets::password_tickets(&settings, users, path)
                 .await
                 .map_err(backend_error)?;
-            out.say(format!("wrote {n} password-change tickets to `{}`", path.display()));
+            out.say(format!(
+                "wrote {n} password-change tickets to `{}`",
+                path.display()
+            ));
         }
     }
     Ok(status)
@@ -188,9 +242,15 @@ struct Row {
 
 /// Streams the sidecar (input order) zipped with the report (one record a line,
 /// sorted by index), in bounded memory, calling `f` for each record.
-fn for_each_row(report: &Path, sidecar: &Path, mut f: impl FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn for_each_row(
+    report: &Path,
+    sidecar: &Path,
+    mut f: impl FnMut(Row) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let open = |p: &Path| -> anyhow::Result<BufReader<std::fs::File>> {
-        Ok(BufReader::new(std::fs::File::open(p).with_context(|| format!("cannot read `{}`", p.display()))?))
+        Ok(BufReader::new(std::fs::File::open(p).with_context(
+            || format!("cannot read `{}`", p.display()),
+        )?))
     };
     // The report writer puts one record object on each line after the first.
     let mut outcomes = open(report)?.lines().skip(1).filter_map(|line| {
@@ -207,10 +267,14 @@ fn for_each_row(report: &Path, sidecar: &Path, mut f: impl FnMut(Row) -> anyhow:
     for line in open(sidecar)?.lines() {
         let line = line?;
         let mut fields = line.split('\t');
-        let (Some(i), Some(id), Some(email), Some(pw)) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+        let (Some(i), Some(id), Some(email), Some(pw)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             continue;
         };
-        let Ok(index) = i.parse::<u64>() else { continue };
+        let Ok(index) = i.parse::<u64>() else {
+            continue;
+        };
         while next.as_ref().is_some_and(|(i, _, _)| *i < index) {
             next = outcomes.next();
         }

@@ -14,9 +14,9 @@ mod import;
 mod sandbox;
 mod validate;
 
+use crate::Status;
 use crate::cli::Command;
 use crate::output::Output;
-use crate::Status;
 
 /// Runs a parsed command.
 pub(crate) fn dispatch(command: Command, out: &Output) -> anyhow::Result<Status> {

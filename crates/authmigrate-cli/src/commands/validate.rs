@@ -56,7 +56,11 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
         if !out.json() {
             let level = if f.error { "" } else { "warning: " };
             let at = f.index.map(|i| format!(", record {i}")).unwrap_or_default();
-            let field = if f.field.is_empty() { String::new() } else { format!(": field `{}`", f.field) };
+            let field = if f.field.is_empty() {
+                String::new()
+            } else {
+                format!(": field `{}`", f.field)
+            };
             println!("{shown}{at}{field}: {level}{}", f.reason);
         }
     };
@@ -67,13 +71,23 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
         (Provider::Auth0, InputFormat::Auth0Bulk) | (Provider::Authgear, InputFormat::AuthgearBody)
     );
     if native && path.as_os_str() != "-" && !path.to_string_lossy().ends_with(".gz") {
-        let size = std::fs::metadata(&path).with_context(|| format!("cannot read `{shown}`"))?.len();
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("cannot read `{shown}`"))?
+            .len();
         let problem = match args.target {
             Provider::Auth0 => a0::check_file_size(size).map(|p| (p.field, p.reason)),
             Provider::Authgear => ag::check_body_size(size).map(|p| (p.field, p.reason)),
         };
         if let Some((field, reason)) = problem {
-            emit(Found { index: None, field, reason, error: true }, &mut tally);
+            emit(
+                Found {
+                    index: None,
+                    field,
+                    reason,
+                    error: true,
+                },
+                &mut tally,
+            );
         }
     }
 
@@ -82,22 +96,38 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
     // Authgear: the identifier comes from the body, else `--identifier`, else email.
     let identifier = match (args.target, format) {
         (Provider::Authgear, InputFormat::AuthgearBody) => {
-            let id_value = reader.authgear_identifier().map(|s| Value::String(s.to_owned()));
+            let id_value = reader
+                .authgear_identifier()
+                .map(|s| Value::String(s.to_owned()));
             let upsert_value = reader.authgear_upsert().map(Value::Bool);
-            let (id, problems) = ag::check_body_top(id_value.as_ref(), upsert_value.as_ref(), ["records"]);
+            let (id, problems) =
+                ag::check_body_top(id_value.as_ref(), upsert_value.as_ref(), ["records"]);
             for p in problems {
                 let error = p.is_error();
-                emit(Found { index: None, field: p.field, reason: p.reason, error }, &mut tally);
+                emit(
+                    Found {
+                        index: None,
+                        field: p.field,
+                        reason: p.reason,
+                        error,
+                    },
+                    &mut tally,
+                );
             }
             id.unwrap_or_default()
         }
         _ => match &args.identifier {
-            Some(s) => Identifier::from_str(s).map_err(|e| anyhow::anyhow!("`--identifier`: {e}"))?,
+            Some(s) => {
+                Identifier::from_str(s).map_err(|e| anyhow::anyhow!("`--identifier`: {e}"))?
+            }
             None => Identifier::Email,
         },
     };
     let map_auth0 = authmigrate_auth0::format::Auth0MapOptions::default();
-    let map_authgear = AuthgearMapOptions { identifier, ..Default::default() };
+    let map_authgear = AuthgearMapOptions {
+        identifier,
+        ..Default::default()
+    };
     let mut duplicates = a0::Duplicates::new();
 
     while let Some(raw) = match pending.take() {
@@ -110,7 +140,15 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
         let obj = match raw.value {
             Ok(obj) => obj,
             Err(reason) => {
-                emit(Found { index: Some(index), field: String::new(), reason, error: true }, &mut tally);
+                emit(
+                    Found {
+                        index: Some(index),
+                        field: String::new(),
+                        reason,
+                        error: true,
+                    },
+                    &mut tally,
+                );
                 tally.bad_records += 1;
                 continue;
             }
@@ -123,15 +161,22 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
             let mapped = to_user_record(format, obj).and_then(|user| match args.target {
                 Provider::Auth0 => authmigrate_auth0::format::to_bulk_user(&user, &map_auth0)
                     .map(|m| (m.json, m.warnings)),
-                Provider::Authgear => authmigrate_authgear::format::to_import_record(&user, &map_authgear)
-                    .map(|m| (m.json, m.warnings)),
+                Provider::Authgear => {
+                    authmigrate_authgear::format::to_import_record(&user, &map_authgear)
+                        .map(|m| (m.json, m.warnings))
+                }
             });
             match mapped {
                 Ok((Value::Object(o), w)) => (o, w),
                 Ok(_) => unreachable!("mappers always produce objects"),
                 Err(failure) => {
                     emit(
-                        Found { index: Some(index), field: String::new(), reason: failure.to_string(), error: true },
+                        Found {
+                            index: Some(index),
+                            field: String::new(),
+                            reason: failure.to_string(),
+                            error: true,
+                        },
                         &mut tally,
                     );
                     tally.bad_records += 1;
@@ -140,12 +185,22 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
             }
         };
         for w in mapping_warnings {
-            emit(Found { index: Some(index), field: String::new(), reason: w, error: false }, &mut tally);
+            emit(
+                Found {
+                    index: Some(index),
+                    field: String::new(),
+                    reason: w,
+                    error: false,
+                },
+                &mut tally,
+            );
         }
         let problems: Vec<(String, String, bool)> = match args.target {
             Provider::Auth0 => {
-                let mut ps: Vec<_> =
-                    a0::check_user(&target_obj).into_iter().map(|p| (p.field.clone(), p.reason.clone(), p.is_error())).collect();
+                let mut ps: Vec<_> = a0::check_user(&target_obj)
+                    .into_iter()
+                    .map(|p| (p.field.clone(), p.reason.clone(), p.is_error()))
+                    .collect();
                 ps.extend(
                     duplicates
                         .check(index as usize, &target_obj)
@@ -160,7 +215,15 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
                 .collect(),
         };
         for (field, reason, error) in problems {
-            emit(Found { index: Some(index), field, reason, error }, &mut tally);
+            emit(
+                Found {
+                    index: Some(index),
+                    field,
+                    reason,
+                    error,
+                },
+                &mut tally,
+            );
         }
         if tally.errors > before {
             tally.bad_records += 1;
@@ -168,7 +231,12 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
     }
     if tally.records == 0 {
         emit(
-            Found { index: None, field: String::new(), reason: "holds no users".into(), error: true },
+            Found {
+                index: None,
+                field: String::new(),
+                reason: "holds no users".into(),
+                error: true,
+            },
             &mut tally,
         );
     }
@@ -187,5 +255,9 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
         tally.errors,
         tally.warnings
     ));
-    Ok(if valid { Status::Ok } else { Status::SomeFailed })
+    Ok(if valid {
+        Status::Ok
+    } else {
+        Status::SomeFailed
+    })
 }

@@ -39,7 +39,9 @@ impl Env {
     /// Runs the binary with the sandbox's variables (off the async runtime's threads).
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_authmigrate"));
-        cmd.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG");
         for (k, v) in self.sandbox.env_vars() {
             cmd.env(k, v);
         }
@@ -47,7 +49,9 @@ impl Env {
         for k in ["AUTH0_TOKEN", "AUTHGEAR_ADMIN_TOKEN"] {
             cmd.env_remove(k);
         }
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
     }
 }
 
@@ -62,4 +66,3 @@ pub fn text(o: &Output) -> String {
 pub fn report(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
-

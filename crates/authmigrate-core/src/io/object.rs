@@ -110,6 +110,16 @@ fn strip_unexpected(rest: &str) -> Option<String> {
     Some(rest.to_owned())
 }
 
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,15 +215,5 @@ mod tests {
             ),
             "invalid value: floating point, expected u32"
         );
-    }
-}
-
-impl FieldError {
-    /// A field error.
-    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
     }
 }

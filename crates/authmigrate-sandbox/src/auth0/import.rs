@@ -1,6 +1,6 @@
 //! Bulk import and export jobs: creation, lazy completion and per-user processing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -380,6 +380,26 @@ fn run_import(inner: &mut Inner, connection: &str, upsert: bool, users: &[Value]
     let (mut failed, mut updated, mut inserted) = (0u64, 0u64, 0u64);
     let mut errors = Vec::new();
     let mut seen: [HashSet<String>; 3] = Default::default();
+    // This connection's users by e-mail, username and custom id, built once per job and
+    // kept current as the job inserts: a scan per imported user would make every job
+    // slower as the tenant grows, which real Auth0 does not do.
+    let mut by_email_idx: HashMap<String, usize> = HashMap::new();
+    let mut by_username_idx: HashMap<String, usize> = HashMap::new();
+    let mut by_alt_idx: HashMap<String, usize> = HashMap::new();
+    for (i, u) in inner.users.iter().enumerate() {
+        if u.connection != connection {
+            continue;
+        }
+        if let Some(e) = u.str_field("email") {
+            by_email_idx.entry(e.to_owned()).or_insert(i);
+        }
+        if let Some(n) = u.str_field("username") {
+            by_username_idx.entry(n.to_owned()).or_insert(i);
+        }
+        if let Some(a) = &u.alt_id {
+            by_alt_idx.entry(a.clone()).or_insert(i);
+        }
+    }
     for user in users {
         let errs = validate_user(user);
         if !errs.is_empty() {
@@ -413,16 +433,15 @@ fn run_import(inner: &mut Inner, connection: &str, upsert: bool, users: &[Value]
         }
         let [email, username, user_id] = keys;
         let email = email.unwrap_or_default();
-        let in_conn = |u: &&User| u.connection == connection;
-        let by_email = inner
-            .users
-            .iter()
-            .position(|u| in_conn(&u) && u.str_field("email") == Some(email.as_str()));
-        let by_other = inner.users.iter().position(|u| {
-            in_conn(&u)
-                && ((username.is_some() && u.str_field("username") == username.as_deref())
-                    || (user_id.is_some() && u.alt_id == user_id))
-        });
+        let by_email = by_email_idx.get(&email).copied();
+        let by_other = [
+            username.as_ref().and_then(|n| by_username_idx.get(n)),
+            user_id.as_ref().and_then(|a| by_alt_idx.get(a)),
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .min();
         if !upsert && (by_email.is_some() || by_other.is_some()) {
             // Choice: `DUPLICATED_USER`. The doc's code list has both DUPLICATED_USER and
             // CONFLICT; the only observed message for this case ("The user already exist
@@ -494,6 +513,14 @@ fn run_import(inner: &mut Inner, connection: &str, upsert: bool, users: &[Value]
                 .map(|c| StoredPassword::Custom(c.clone()))
         };
         let oid = inner.new_oid();
+        let at = inner.users.len();
+        by_email_idx.entry(email.clone()).or_insert(at);
+        if let Some(n) = &username {
+            by_username_idx.entry(n.clone()).or_insert(at);
+        }
+        if let Some(a) = &user_id {
+            by_alt_idx.entry(a.clone()).or_insert(at);
+        }
         inner.users.push(User {
             oid,
             alt_id: user_id,
