@@ -44,6 +44,21 @@ pub(crate) fn to_user_record(
     }
 }
 
+/// Refuses an Auth0 password-hash export given where a user file is expected: it has
+/// no profiles, only hashes, so each of its lines would fail the same way.
+pub(crate) fn refuse_password_export(format: InputFormat, path: &Path) -> anyhow::Result<()> {
+    if format == InputFormat::Auth0PasswordExport {
+        return Err(crate::Hinted {
+            message: format!("`{}` is an Auth0 password-hash export, not a user file", path.display()),
+            hint: "export the users (`authmigrate export --from auth0`) and join this file to them with \
+                   `--password-hashes` (convert, migrate)"
+                .into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// What a first pass over the inputs found.
 #[derive(Debug)]
 pub(crate) struct Survey {
@@ -68,6 +83,7 @@ pub(crate) fn survey(files: &[PathBuf]) -> anyhow::Result<Survey> {
             std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
         meta.len().hash(&mut h);
         let mut reader = RecordReader::open_auto(path)?;
+        refuse_password_export(reader.format(), path)?;
         reader.format().name().hash(&mut h);
         let mut n = 0u64;
         while reader.try_next()?.is_some() {
@@ -182,6 +198,7 @@ impl ParallelNdjson {
             return Ok(None);
         }
         let format = authmigrate_core::io::detect_format(path)?;
+        refuse_password_export(format, path)?;
         if !format.is_ndjson() {
             return Ok(None);
         }

@@ -203,3 +203,42 @@ fn an_unknown_output_extension_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains(".ndjson"));
 }
+
+#[test]
+fn a_password_hash_export_is_refused_once_as_a_user_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let hashes = fixture("auth0-password-hashes.ndjson");
+    let out = dir.path().join("x.ndjson");
+    let runs: [Vec<&str>; 3] = [
+        vec!["validate", "--for", "auth0", &hashes],
+        vec![
+            "convert",
+            "--to",
+            "neutral",
+            "--out",
+            out.to_str().unwrap(),
+            &hashes,
+        ],
+        vec![
+            "import",
+            "--to",
+            "auth0",
+            "--auth0-domain",
+            "http://127.0.0.1:9",
+            "--auth0-token",
+            "t",
+            &hashes,
+        ],
+    ];
+    for args in runs {
+        let o = authmigrate(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            err.matches("password-hash export").count(),
+            1,
+            "one error, not one per line: {err}"
+        );
+        assert!(err.contains("--password-hashes"), "{err}");
+    }
+}

@@ -279,7 +279,10 @@ fn validate_maps_other_formats_before_checking() {
     // Record 1 has no password: a warning (it will have to reset it), not an error.
     let record1: Vec<&str> = text.lines().filter(|l| l.contains(", record 1:")).collect();
     assert!(
-        !record1.is_empty() && record1.iter().all(|l| l.contains("warning: no password hash")),
+        !record1.is_empty()
+            && record1
+                .iter()
+                .all(|l| l.contains("warning: no password hash")),
         "{text}"
     );
 }

@@ -40,6 +40,7 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
     let path = args.file.clone();
     let mut reader = RecordReader::open_auto(&path)?;
     let format = reader.format();
+    crate::input::refuse_password_export(format, &path)?;
     let mut tally = Tally::default();
     let shown = path.display().to_string();
     let emit = |f: Found, tally: &mut Tally| {
