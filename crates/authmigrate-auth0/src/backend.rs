@@ -402,17 +402,7 @@ impl ImportBackend for Auth0Backend {
     }
 
     fn encode(&self, record: &UserRecord) -> Result<Encoded, RecordFailure> {
-        let mapped = format::to_bulk_user(record, &self.settings.map)?;
-        let json = serde_json::to_vec(&mapped.json).map_err(|e| {
-            RecordFailure::new(
-                "INVALID_RECORD",
-                format!("cannot serialize the record: {e}"),
-            )
-        })?;
-        Ok(Encoded {
-            json,
-            warnings: mapped.warnings,
-        })
+        format::to_bulk_user(record, &self.settings.map)?.encode()
     }
 
     async fn prepare(&self) -> Result<(), BackendError> {

@@ -54,6 +54,7 @@ pub struct Auth0MapOptions {
 }
 
 pub use authmigrate_core::format::{FieldError, Mapped};
+pub(crate) use authmigrate_core::format::{kind, take_bool};
 
 fn invalid(field: &str, reason: impl fmt::Display) -> RecordFailure {
     RecordFailure::new("INVALID_RECORD", format!("`{field}`: {reason}"))
@@ -286,17 +287,6 @@ fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, F
     }
 }
 
-fn take_bool(obj: &mut Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(other) => Err(FieldError::new(
-            key,
-            format!("must be a boolean, got {}", kind(&other)),
-        )),
-    }
-}
-
 fn take_object(obj: &mut Map<String, Value>, key: &str) -> Result<Option<JsonObject>, FieldError> {
     match obj.remove(key) {
         None | Some(Value::Null) => Ok(None),
@@ -305,18 +295,6 @@ fn take_object(obj: &mut Map<String, Value>, key: &str) -> Result<Option<JsonObj
             key,
             format!("must be an object, got {}", kind(&other)),
         )),
-    }
-}
-
-/// The JSON type name of a value, for messages (never the value itself).
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

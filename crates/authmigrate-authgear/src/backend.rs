@@ -272,17 +272,7 @@ impl ImportBackend for AuthgearBackend {
     }
 
     fn encode(&self, record: &UserRecord) -> Result<Encoded, RecordFailure> {
-        let mapped = format::to_import_record(record, &self.map)?;
-        let json = serde_json::to_vec(&mapped.json).map_err(|e| {
-            RecordFailure::new(
-                "INVALID_RECORD",
-                format!("cannot serialize the record: {e}"),
-            )
-        })?;
-        Ok(Encoded {
-            json,
-            warnings: mapped.warnings,
-        })
+        format::to_import_record(record, &self.map)?.encode()
     }
 
     async fn prepare(&self) -> Result<(), BackendError> {

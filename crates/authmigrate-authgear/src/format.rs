@@ -76,6 +76,7 @@ pub struct AuthgearMapOptions {
 }
 
 pub use authmigrate_core::format::{FieldError, Mapped};
+pub(crate) use authmigrate_core::format::{kind, take_bool};
 
 /// The exact bytes around the records array of an import body:
 /// `prefix + [rec,rec,...] + suffix` is the whole body, for example
@@ -420,18 +421,6 @@ pub fn to_import_record(
 // Readers
 // ---------------------------------------------------------------------------
 
-/// The JSON type name of a value, for messages (never the value itself).
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn as_str_field(v: Value, field: &str) -> Result<Option<String>, FieldError> {
     match v {
         Value::Null => Ok(None),
@@ -445,17 +434,6 @@ fn as_str_field(v: Value, field: &str) -> Result<Option<String>, FieldError> {
 
 fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, FieldError> {
     obj.remove(key).map_or(Ok(None), |v| as_str_field(v, key))
-}
-
-fn take_bool(obj: &mut Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
-    match obj.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(b)),
-        Some(other) => Err(FieldError::new(
-            key,
-            format!("must be a boolean, got {}", kind(&other)),
-        )),
-    }
 }
 
 fn take_string_list(obj: &mut Map<String, Value>, key: &str) -> Result<Vec<String>, FieldError> {

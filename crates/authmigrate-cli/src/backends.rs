@@ -38,10 +38,10 @@ pub(crate) fn auth0_settings(creds: &Auth0Creds) -> anyhow::Result<Auth0Settings
         )
     })?;
     let auth = match (&creds.token, &creds.client_id, &creds.client_secret) {
-        (Some(token), _, _) => Auth0Auth::Token(SecretString::from(token.clone())),
+        (Some(token), _, _) => Auth0Auth::Token(SecretString::from(token.expose().to_owned())),
         (None, Some(id), Some(secret)) => Auth0Auth::ClientCredentials {
             client_id: id.clone(),
-            client_secret: SecretString::from(secret.clone()),
+            client_secret: SecretString::from(secret.expose().to_owned()),
         },
         _ => {
             return Err(missing(
@@ -71,7 +71,9 @@ pub(crate) fn authgear_settings(
         &creds.key_id,
         &creds.private_key_file,
     ) {
-        (Some(token), _, _, _) => AuthgearAuth::Token(SecretString::from(token.clone())),
+        (Some(token), _, _, _) => {
+            AuthgearAuth::Token(SecretString::from(token.expose().to_owned()))
+        }
         (None, Some(project), Some(kid), Some(path)) => {
             AuthgearAuth::key_from_file(project.clone(), kid.clone(), path)
                 .map_err(anyhow::Error::msg)?

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use authmigrate_core::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Move user accounts between Auth0 and Authgear, and generate identical test users
@@ -88,7 +89,7 @@ pub struct GenerateArgs {
     pub start: u64,
     /// One password for every user (default: each user's username)
     #[arg(long, env = "AUTHMIGRATE_GENERATE_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// bcrypt cost
     #[arg(long, default_value_t = 10)]
     pub cost: u32,
@@ -133,7 +134,7 @@ pub struct Auth0Creds {
     pub domain: Option<String>,
     /// A Management API access token (or use the client credentials)
     #[arg(long = "auth0-token", env = "AUTH0_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// Client id for the client-credentials grant
     #[arg(long = "auth0-client-id", env = "AUTH0_CLIENT_ID")]
     pub client_id: Option<String>,
@@ -143,7 +144,7 @@ pub struct Auth0Creds {
         env = "AUTH0_CLIENT_SECRET",
         hide_env_values = true
     )]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
 }
 
 /// Authgear credentials and endpoint (flags override the environment and `.env`).
@@ -167,7 +168,7 @@ pub struct AuthgearCreds {
         env = "AUTHGEAR_ADMIN_TOKEN",
         hide_env_values = true
     )]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 }
 
 /// How to create Auth0 users.
@@ -393,5 +394,42 @@ impl Default for MapArgs {
             identifier: "email".into(),
             custom_attributes: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_parsed_arguments_shows_no_secret() {
+        let cli = Cli::try_parse_from([
+            "authmigrate",
+            "import",
+            "--to",
+            "auth0",
+            "users.json",
+            "--auth0-token",
+            "tok-SECRET-1",
+            "--auth0-client-secret",
+            "cs-SECRET-2",
+            "--authgear-admin-token",
+            "adm-SECRET-3",
+        ])
+        .unwrap();
+        let dbg = format!("{cli:?}");
+        for secret in ["tok-SECRET-1", "cs-SECRET-2", "adm-SECRET-3"] {
+            assert!(!dbg.contains(secret), "{secret} leaked: {dbg}");
+        }
+        let cli = Cli::try_parse_from([
+            "authmigrate",
+            "generate",
+            "--count",
+            "1",
+            "--password",
+            "pw-SECRET-4",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("pw-SECRET-4"));
     }
 }

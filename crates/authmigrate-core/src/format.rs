@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::backend::{Encoded, RecordFailure};
 
 pub use crate::io::FieldError;
 
@@ -33,6 +35,46 @@ impl fmt::Debug for Mapped {
             .field("keys", &keys)
             .field("warnings", &self.warnings)
             .finish()
+    }
+}
+
+impl Mapped {
+    /// The record's exact JSON bytes for an import request, with its warnings.
+    pub fn encode(self) -> Result<Encoded, RecordFailure> {
+        let json = serde_json::to_vec(&self.json).map_err(|e| {
+            RecordFailure::new(
+                "INVALID_RECORD",
+                format!("cannot serialize the record: {e}"),
+            )
+        })?;
+        Ok(Encoded {
+            json,
+            warnings: self.warnings,
+        })
+    }
+}
+
+/// The kind of a JSON value, for messages (`a string`, `an object`...): never the value.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Removes a boolean field: `None` when absent or null.
+pub fn take_bool(obj: &mut Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(b)),
+        Some(other) => Err(FieldError::new(
+            key,
+            format!("must be a boolean, got {}", kind(&other)),
+        )),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`memory`]: an in-memory backend that proves the driver.
 
 pub mod backend;
+#[cfg(feature = "http")]
+pub mod download;
 pub mod driver;
 pub mod error;
 pub mod format;

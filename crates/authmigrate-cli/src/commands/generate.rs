@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use authmigrate_core::UserRecord;
 use authmigrate_core::generate::{GenerateOptions, generate};
 use authmigrate_core::io::{JsonArrayWriter, NdjsonWriter, create_output};
-use authmigrate_core::{Secret, UserRecord};
 use serde_json::json;
 
 use crate::Status;
@@ -28,7 +28,7 @@ pub(crate) fn run(args: GenerateArgs, out: &Output) -> anyhow::Result<Status> {
         prefix: args.prefix,
         domain: args.domain,
         start: args.start,
-        password: args.password.map(Secret::new),
+        password: args.password,
         cost: args.cost,
         seed: args.seed,
     };
