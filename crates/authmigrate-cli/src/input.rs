@@ -175,13 +175,14 @@ fn open(path: &Path) -> authmigrate_core::Result<RecordReader> {
     RecordReader::open_auto(path)
 }
 
-/// Records of one NDJSON input, parsed and turned into neutral records on every
-/// core, yielded in input order. Lines are read in blocks of [`PAR_BLOCK`]; memory is
-/// O(block). Blank lines are skipped and not counted, as [`RecordReader`] does.
-pub(crate) struct ParallelNdjson {
+/// The non-blank lines of a file, each turned into a `T` by `parse` on every core,
+/// yielded in input order. Lines are read in blocks of [`PAR_BLOCK`], so memory is
+/// O(block). `parse` gets the 0-based index among non-blank lines, the 1-based line
+/// number and the line's text.
+pub(crate) struct ParallelLines<T, F> {
     reader: Box<dyn std::io::BufRead + Send>,
-    format: InputFormat,
-    ready: std::vec::IntoIter<InputRecord>,
+    parse: F,
+    ready: std::vec::IntoIter<T>,
     next_index: u64,
     line: u64,
     path: PathBuf,
@@ -191,26 +192,18 @@ pub(crate) struct ParallelNdjson {
 /// Lines parsed per parallel block.
 pub(crate) const PAR_BLOCK: usize = 1024;
 
-impl ParallelNdjson {
-    /// Opens `path` (gzip detected), if its format is NDJSON; `Ok(None)` otherwise.
-    pub(crate) fn open(path: &Path) -> anyhow::Result<Option<Self>> {
-        if path.as_os_str() == "-" {
-            return Ok(None);
-        }
-        let format = authmigrate_core::io::detect_format(path)?;
-        refuse_password_export(format, path)?;
-        if !format.is_ndjson() {
-            return Ok(None);
-        }
-        Ok(Some(Self {
+impl<T: Send, F: Fn(u64, u64, &str) -> T + Sync> ParallelLines<T, F> {
+    /// Opens `path` (gzip detected by content).
+    pub(crate) fn open(path: &Path, parse: F) -> anyhow::Result<Self> {
+        Ok(Self {
             reader: authmigrate_core::io::open_input(path)?,
-            format,
+            parse,
             ready: Vec::new().into_iter(),
             next_index: 0,
             line: 0,
             path: path.to_owned(),
             error: ReaderStatus::default(),
-        }))
+        })
     }
 
     /// Where a fatal read error (not a bad line) is reported.
@@ -243,48 +236,20 @@ impl ParallelNdjson {
         if lines.is_empty() {
             return false;
         }
-        let format = self.format;
-        let parsed: Vec<InputRecord> = lines
+        let parse = &self.parse;
+        let parsed: Vec<T> = lines
             .into_par_iter()
-            .map(|(index, line, text)| {
-                let record = match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(obj)) => to_user_record(format, obj),
-                    Ok(other) => Err(RecordFailure::new(
-                        "INVALID_RECORD",
-                        format!(
-                            "line {line}: expected a JSON object, found {}",
-                            kind(&other)
-                        ),
-                    )),
-                    // serde_json's syntax errors give a position, never the content.
-                    Err(e) => Err(RecordFailure::new(
-                        "INVALID_RECORD",
-                        format!("line {line}: invalid JSON: {e}"),
-                    )),
-                };
-                InputRecord { index, record }
-            })
+            .map(|(index, line, text)| parse(index, line, &text))
             .collect();
         self.ready = parsed.into_iter();
         true
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+impl<T: Send, F: Fn(u64, u64, &str) -> T + Sync> Iterator for ParallelLines<T, F> {
+    type Item = T;
 
-impl Iterator for ParallelNdjson {
-    type Item = InputRecord;
-
-    fn next(&mut self) -> Option<InputRecord> {
+    fn next(&mut self) -> Option<T> {
         loop {
             if let Some(r) = self.ready.next() {
                 return Some(r);
@@ -294,4 +259,42 @@ impl Iterator for ParallelNdjson {
             }
         }
     }
+}
+
+/// Parses one NDJSON line into a JSON object, or says why not (position only, never
+/// the content: serde_json's syntax errors carry no text of the input).
+pub(crate) fn parse_object(line: u64, text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(other) => Err(format!(
+            "line {line}: expected a JSON object, found {}",
+            authmigrate_core::format::kind(&other)
+        )),
+        Err(e) => Err(format!("line {line}: invalid JSON: {e}")),
+    }
+}
+
+/// A stream of input records.
+pub(crate) type Records = Box<dyn Iterator<Item = InputRecord> + Send>;
+
+/// The records of one NDJSON user file, parsed and mapped to neutral records on every
+/// core, in input order; `Ok(None)` when the file is not NDJSON (or is stdin).
+pub(crate) fn parallel_ndjson(path: &Path) -> anyhow::Result<Option<(Records, ReaderStatus)>> {
+    if path.as_os_str() == "-" {
+        return Ok(None);
+    }
+    let format = authmigrate_core::io::detect_format(path)?;
+    refuse_password_export(format, path)?;
+    if !format.is_ndjson() {
+        return Ok(None);
+    }
+    let parse = move |index: u64, line: u64, text: &str| InputRecord {
+        index,
+        record: parse_object(line, text)
+            .map_err(|reason| RecordFailure::new("INVALID_RECORD", reason))
+            .and_then(|obj| to_user_record(format, obj)),
+    };
+    let lines = ParallelLines::open(path, parse)?;
+    let status = lines.status();
+    Ok(Some((Box::new(lines), status)))
 }

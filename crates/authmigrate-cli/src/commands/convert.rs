@@ -17,7 +17,7 @@ use serde_json::json;
 use super::map::Mapper;
 use crate::Status;
 use crate::cli::{ConvertArgs, ConvertTarget};
-use crate::input::{Inputs, PAR_BLOCK, ParallelNdjson};
+use crate::input::{Inputs, PAR_BLOCK, Records};
 use crate::output::Output;
 
 /// One converted record: index, e-mail, and its JSON with warnings or why it failed.
@@ -110,21 +110,16 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
     let mapper = Mapper::new(args.to, &args.map)?;
     let layout = layout(args.to, &args.out)?;
     // NDJSON inputs are parsed on every core; other layouts stream through the reader.
-    let (inputs, readers): (
-        Box<dyn Iterator<Item = InputRecord> + Send>,
-        Vec<ReaderStatus>,
-    ) = match ParallelNdjson::open(&args.input)? {
-        Some(p) => {
-            let status = p.status();
-            (Box::new(p), vec![status])
-        }
-        None => {
-            let inputs = Inputs::new(vec![args.input.clone()]);
-            let readers = inputs.error_handles();
-            (Box::new(inputs), readers)
-        }
-    };
-    let mut records: Box<dyn Iterator<Item = InputRecord> + Send> = match &args.password_hashes {
+    let (inputs, readers): (Records, Vec<ReaderStatus>) =
+        match crate::input::parallel_ndjson(&args.input)? {
+            Some((records, status)) => (records, vec![status]),
+            None => {
+                let inputs = Inputs::new(vec![args.input.clone()]);
+                let readers = inputs.error_handles();
+                (Box::new(inputs), readers)
+            }
+        };
+    let mut records: Records = match &args.password_hashes {
         Some(path) => Box::new(super::hashes::join(inputs, path, out)?),
         None => inputs,
     };

@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use authmigrate_core::driver::InputRecord;
-use authmigrate_core::io::{InputFormat, RecordReader};
 use authmigrate_core::join::{HashEntry, JoinOptions, PasswordJoin, join_passwords};
 
+use crate::input::{ParallelLines, parse_object};
 use crate::output::Output;
 
 /// Joins the hashes in `path` to `users` (by id, then by e-mail), in bounded memory.
@@ -15,26 +15,39 @@ pub(crate) fn join<U: Iterator<Item = InputRecord>>(
     path: &Path,
     out: &Output,
 ) -> anyhow::Result<PasswordJoin<U>> {
-    let reader = RecordReader::open(path, InputFormat::Auth0PasswordExport)?;
-    let shown = path.display().to_string();
-    let out = out.clone();
-    let entries = reader.filter_map(move |raw| {
-        let at = raw
-            .line
-            .map(|l| format!("line {l}"))
-            .unwrap_or_else(|| format!("record {}", raw.index));
-        match raw.value.and_then(|obj| {
-            authmigrate_auth0::format::from_password_export(obj).map_err(|e| e.to_string())
-        }) {
-            Ok(entry) => Some(HashEntry {
+    let format = authmigrate_core::io::detect_format(path)?;
+    if format != authmigrate_core::io::InputFormat::Auth0PasswordExport {
+        return Err(crate::Hinted {
+            message: format!(
+                "`{}` is not an Auth0 password-hash export (it reads as {})",
+                path.display(),
+                format.name()
+            ),
+            hint: "`--password-hashes` takes the NDJSON file Auth0 support sends, with `_id.$oid` and `passwordHash` on each line".into(),
+        }
+        .into());
+    }
+    // Parsed on every core, in file order; unreadable lines are reported (line and
+    // reason, never the hash) and skipped.
+    let entries = ParallelLines::open(path, |_, line, text| {
+        parse_object(line, text)
+            .and_then(|obj| {
+                authmigrate_auth0::format::from_password_export(obj)
+                    .map_err(|e| format!("line {line}: {e}"))
+            })
+            .map(|entry| HashEntry {
                 id: Some(entry.user_id),
                 email: entry.email,
                 hash: entry.hash,
-            }),
-            Err(reason) => {
-                out.say(format!("warning: `{shown}`, {at}: skipped: {reason}"));
-                None
-            }
+            })
+    })?;
+    let shown = path.display().to_string();
+    let out = out.clone();
+    let entries = entries.filter_map(move |parsed| match parsed {
+        Ok(entry) => Some(entry),
+        Err(reason) => {
+            out.say(format!("warning: `{shown}`, {reason}: skipped"));
+            None
         }
     });
     Ok(join_passwords(
