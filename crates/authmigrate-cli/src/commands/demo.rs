@@ -230,7 +230,7 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     out.say("\nauthmigrate demo");
     for s in &steps {
         out.say(format!(
-            "  {:<20} {:<62} {:>6.1}s",
+            "  {:<20} {:<68} {:>6.1}s",
             s.name,
             s.detail,
             s.took.as_secs_f64()
