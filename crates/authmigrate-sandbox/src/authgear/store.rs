@@ -6,6 +6,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::api::{api_error, error_response};
@@ -46,7 +48,7 @@ const STD_ATTRS: [&str; 13] = [
 ];
 
 /// A login-ID type; the key name equals the type (`email`, `phone`, `username`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Kind {
     Email,
     Phone,
@@ -334,21 +336,53 @@ impl StoredUser {
     }
 }
 
-/// All users.
+/// All users, with an index of their login IDs (a scan per imported record would
+/// make imports quadratic in the project's size, which Authgear's database is not).
 #[derive(Debug, Default)]
 pub(super) struct Store {
     pub(super) users: Vec<StoredUser>,
+    by_login: HashMap<(Kind, String), Vec<usize>>,
 }
 
 impl Store {
+    /// Adds a user (the only way users are added).
+    pub(super) fn push(&mut self, user: StoredUser) {
+        let idx = self.users.len();
+        for l in &user.login_ids {
+            self.by_login
+                .entry((l.kind, l.value.clone()))
+                .or_default()
+                .push(idx);
+        }
+        self.users.push(user);
+    }
+
+    /// Replaces user `idx` (the only way users change), keeping the index current.
+    pub(super) fn replace(&mut self, idx: usize, user: StoredUser) {
+        for l in &self.users[idx].login_ids {
+            if let Some(v) = self.by_login.get_mut(&(l.kind, l.value.clone())) {
+                v.retain(|&i| i != idx);
+            }
+        }
+        for l in &user.login_ids {
+            self.by_login
+                .entry((l.kind, l.value.clone()))
+                .or_default()
+                .push(idx);
+        }
+        self.users[idx] = user;
+    }
+
     /// `ListByClaim`: exact match of the raw value against stored (normalised) claims.
     fn list_by_claim(&self, kind: Kind, raw: &str) -> Vec<usize> {
-        self.users
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| u.login_ids.iter().any(|l| l.kind == kind && l.value == raw))
-            .map(|(i, _)| i)
-            .collect()
+        let mut v = self
+            .by_login
+            .get(&(kind, raw.to_owned()))
+            .cloned()
+            .unwrap_or_default();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// A login ID, normalised like Authgear, of any type.
@@ -366,12 +400,10 @@ impl Store {
 
     /// `CheckDuplicated`: another user already has this login ID.
     fn check_duplicate(&self, li: &LoginId, owner: &str) -> Result<(), Value> {
-        let dup = self.users.iter().any(|u| {
-            u.id != owner
-                && u.login_ids
-                    .iter()
-                    .any(|l| l.kind == li.kind && l.value == li.value)
-        });
+        let dup = self
+            .by_login
+            .get(&(li.kind, li.value.clone()))
+            .is_some_and(|idxs| idxs.iter().any(|&i| self.users[i].id != owner));
         if dup {
             return Err(api_error(
                 "Invalid",
@@ -727,7 +759,7 @@ fn insert(
     }
     detail.user_id = Some(user.id.clone());
     detail.outcome = Outcome::Inserted;
-    store.users.push(user);
+    store.push(user);
     Ok(())
 }
 
@@ -826,7 +858,7 @@ fn update(
     }
     detail.user_id = Some(user.id.clone());
     detail.outcome = Outcome::Updated;
-    store.users[idx] = user;
+    store.replace(idx, user);
     Ok(())
 }
 
