@@ -13,13 +13,13 @@
 //! policy's attempt count and backoff, and a download cut short resumes from a fresh
 //! URL while skipping the bytes already written.
 
-use authmigrate_core::download::{LineSink, describe, safe_detail};
-use std::io::{self, Write};
+pub use authmigrate_core::download::MIN_DOWNLOAD_ATTEMPTS;
+use authmigrate_core::download::{DownloadLabel, LineSink, download, download_client};
+use std::io::Write;
 use std::time::Duration;
 
 use authmigrate_core::backend::BackendError;
 use authmigrate_core::retry::{self, HttpReply, RetryError, RetryPolicy, Verdict};
-use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -34,8 +34,6 @@ use crate::config::{AuthgearSettings, parse_endpoint};
 pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(250);
 /// Longest wait between two polls of the export task.
 pub const MAX_POLL_DELAY: Duration = Duration::from_secs(5);
-/// Download attempts at least made (expired links included), whatever the policy says.
-pub const MIN_DOWNLOAD_ATTEMPTS: u32 = 3;
 /// The export request body.
 pub const EXPORT_REQUEST: &[u8] = br#"{"format":"ndjson"}"#;
 
@@ -188,8 +186,26 @@ pub async fn export_users(
     let first = wait_for_url(&api, &job).await?;
     let http = download_client()?;
     let mut sink = LineSink::new(out);
-    download(&http, &api, &job, first, &mut sink).await?;
-    sink.finish().map_err(|e| output_error(&e))?;
+    let what = format!("the users export {job}");
+    let label = DownloadLabel {
+        what: &what,
+        valid_for: "1 minute",
+    };
+    download(&http, &api.policy, label, first, &mut sink, |last| {
+        let (api, job) = (&api, job.as_str());
+        async move {
+            match read_task(api, job).await? {
+                Poll::Ready(url) => Ok(url),
+                Poll::Pending => Err(BackendError::fatal(
+                    format!("users export task {job} gave no fresh download URL (after a failed download: {last})"),
+                    None,
+                )),
+            }
+        }
+    })
+    .await?;
+    sink.finish()
+        .map_err(|e| BackendError::fatal(format!("cannot write the exported users: {e}"), None))?;
     tracing::info!(job = %job, users = sink.lines, bytes = sink.emitted, "authgear users export written");
     Ok(ExportStats {
         users: sink.lines,
@@ -317,161 +333,9 @@ async fn wait_for_url(api: &Api, job: &str) -> Result<String, BackendError> {
     }
 }
 
-fn output_error(e: &io::Error) -> BackendError {
-    BackendError::fatal(format!("cannot write the exported users: {e}"), None)
-}
-
-/// The plain client for presigned downloads: no default headers, no token.
-fn download_client() -> Result<reqwest::Client, BackendError> {
-    reqwest::Client::builder()
-        .user_agent(concat!("authmigrate/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| BackendError::fatal(format!("cannot build the http client: {e}"), None))
-}
-
-/// Why one download attempt failed.
-enum Failure {
-    /// 403/404/410: the URL expired or was refused; get a fresh one.
-    Expired(String),
-    /// A transport error, a 5xx/429/408: try again.
-    Retry(String),
-    /// Anything else: stop.
-    Fatal(String),
-    /// Writing to `out` failed.
-    Output(io::Error),
-}
-
-/// Downloads the file, refreshing the URL and retrying up to the policy's attempt
-/// count (at least [`MIN_DOWNLOAD_ATTEMPTS`]).
-async fn download(
-    http: &reqwest::Client,
-    api: &Api,
-    job: &str,
-    first: String,
-    sink: &mut LineSink<'_>,
-) -> Result<(), BackendError> {
-    let max = api.policy.max_attempts.max(MIN_DOWNLOAD_ATTEMPTS);
-    let mut url = first;
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let last = match fetch_once(http, &url, api.policy.request_timeout, sink).await {
-            Ok(()) => return Ok(()),
-            Err(Failure::Output(e)) => return Err(output_error(&e)),
-            Err(Failure::Fatal(m)) => {
-                return Err(BackendError::fatal(
-                    format!("download of the users export {job}: {m}"),
-                    None,
-                ));
-            }
-            Err(Failure::Expired(m)) => {
-                if attempt >= max {
-                    return Err(BackendError::fatal(
-                        format!(
-                            "download of the users export {job}: the link was refused {attempt} time(s), last: {m}"
-                        ),
-                        Some("the download URL is valid 1 minute: check the network and the local clock, then run the export again".to_owned()),
-                    ));
-                }
-                tracing::warn!(job, attempt, reason = %m, "export download URL refused (expired?): fetching a fresh one");
-                m
-            }
-            Err(Failure::Retry(m)) => {
-                if attempt >= max {
-                    return Err(BackendError::Transient(format!(
-                        "download of the users export {job}: gave up after {attempt} attempt(s), last: {m}"
-                    )));
-                }
-                let wait = api.policy.backoff(attempt - 1);
-                tracing::warn!(job, attempt, wait_ms = wait.as_millis() as u64, reason = %m, "export download failed: retrying with a fresh URL");
-                tokio::time::sleep(wait).await;
-                m
-            }
-        };
-        url = match read_task(api, job).await {
-            Ok(Poll::Ready(u)) => u,
-            Ok(Poll::Pending) => {
-                return Err(BackendError::fatal(
-                    format!(
-                        "users export task {job} gave no fresh download URL (after a failed download: {last})"
-                    ),
-                    None,
-                ));
-            }
-            Err(e) => return Err(e),
-        };
-    }
-}
-
-/// One download attempt: GET without credentials, stream the body into `sink`.
-async fn fetch_once(
-    http: &reqwest::Client,
-    url: &str,
-    timeout: Duration,
-    sink: &mut LineSink<'_>,
-) -> Result<(), Failure> {
-    sink.restart();
-    let sent = tokio::time::timeout(timeout, http.get(url).send()).await;
-    let mut response = match sent {
-        Err(_) => return Err(Failure::Retry("timeout".to_owned())),
-        Ok(Err(e)) if e.is_builder() => {
-            return Err(Failure::Fatal(
-                "the download URL is not a valid url".to_owned(),
-            ));
-        }
-        Ok(Err(e)) => return Err(Failure::Retry(describe(&e))),
-        Ok(Ok(r)) => r,
-    };
-    let status = response.status();
-    if !status.is_success() {
-        let body = tokio::time::timeout(timeout, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let m = format!("HTTP {}{}", status.as_u16(), safe_detail(&body));
-        return Err(match status {
-            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE => Failure::Expired(m),
-            s if s == StatusCode::REQUEST_TIMEOUT
-                || s == StatusCode::TOO_MANY_REQUESTS
-                || s.is_server_error() =>
-            {
-                Failure::Retry(m)
-            }
-            _ => Failure::Fatal(m),
-        });
-    }
-    loop {
-        let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
-            Err(_) => return Err(Failure::Retry("timeout reading the body".to_owned())),
-            Ok(Err(e)) => return Err(Failure::Retry(describe(&e))),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(c))) => c,
-        };
-        sink.write(&chunk).map_err(Failure::Output)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sink_counts_lines_ends_the_last_one_and_skips_on_restart() {
-        let mut out = Vec::new();
-        let mut sink = LineSink::new(&mut out);
-        sink.write(b"{\"a\":1}\n{\"b\"").unwrap();
-        // The first attempt broke off; the second one starts over.
-        sink.restart();
-        sink.write(b"{\"a\":1}\n").unwrap();
-        sink.write(b"{\"b\":2}\n\n{\"c\":3}").unwrap();
-        sink.finish().unwrap();
-        let (lines, bytes) = (sink.lines, sink.emitted);
-        assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\n\n{\"c\":3}\n");
-        assert_eq!(lines, 3);
-        assert_eq!(bytes, out.len() as u64);
-    }
 
     #[test]
     fn task_errors_and_details_are_described_without_secrets() {
@@ -479,7 +343,5 @@ mod tests {
         assert_eq!(task_error(Some(&e)), "UserExportFailed: boom");
         assert_eq!(task_error(Some(&Value::String("x".into()))), "x");
         assert_eq!(task_error(None), "authgear gave no details");
-        assert_eq!(safe_detail(b"Request has expired"), ": Request has expired");
-        assert_eq!(safe_detail(b"https://x/?token=abc"), "");
     }
 }
