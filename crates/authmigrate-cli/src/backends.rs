@@ -96,14 +96,14 @@ pub(crate) fn import_backend(args: &ImportArgs) -> anyhow::Result<Arc<dyn Import
         Provider::Auth0 => {
             let mut s = auth0_settings(&args.auth0)?;
             s.connection = args.connection.clone();
-            s.upsert = args.upsert;
+            s.upsert = args.run.upsert;
             s.send_completion_email = args.send_completion_email;
             s.external_id = args.external_id.clone();
             Arc::new(Auth0Backend::new(s).map_err(backend_error)?)
         }
         Provider::Authgear => {
             let mut s = authgear_settings(&args.authgear, &args.map)?;
-            s.upsert = args.upsert;
+            s.upsert = args.run.upsert;
             Arc::new(AuthgearBackend::new(s).map_err(backend_error)?)
         }
     })

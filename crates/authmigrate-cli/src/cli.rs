@@ -190,19 +190,9 @@ pub struct ImportArgs {
     /// Auth0 or Authgear export NDJSON (`.gz` accepted, `-` for stdin)
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Update users that already exist
-    #[arg(long)]
-    pub upsert: bool,
-    /// Validate and plan (chunks, bytes, fill); send nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Write a JSON report with every record's outcome
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Resume journal: re-running the same command with the same state continues
-    /// where it stopped, never resubmitting finished work
-    #[arg(long)]
-    pub state: Option<PathBuf>,
+    /// How the import runs
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Auth0: the database connection's name
     #[arg(
         long,
@@ -337,18 +327,9 @@ pub struct MigrateArgs {
     /// An Auth0 password-hash export (from Auth0 support) to join to the users
     #[arg(long)]
     pub password_hashes: Option<PathBuf>,
-    /// Update users that already exist at the target
-    #[arg(long)]
-    pub upsert: bool,
-    /// Export and plan; import nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Write a JSON report with every record's outcome
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Resume journal: re-running the same command continues where it stopped
-    #[arg(long)]
-    pub state: Option<PathBuf>,
+    /// How the import runs
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Write a CSV of source user id -> target user id
     #[arg(long)]
     pub id_map: Option<PathBuf>,
@@ -432,4 +413,22 @@ mod tests {
         .unwrap();
         assert!(!format!("{cli:?}").contains("pw-SECRET-4"));
     }
+}
+
+/// The options of an import run, shared by `import` and `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Update users that already exist at the target
+    #[arg(long)]
+    pub upsert: bool,
+    /// Plan the import (uploads, bytes, fill) and send nothing to the target
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a JSON report with every record's outcome
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Resume journal: re-running the same command with the same state continues
+    /// where it stopped, never resubmitting finished work
+    #[arg(long)]
+    pub state: Option<PathBuf>,
 }

@@ -10,7 +10,7 @@ use crate::input::Inputs;
 use crate::output::Output;
 
 pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Status> {
-    if args.dry_run || args.state.is_some() {
+    if args.run.dry_run || args.run.state.is_some() {
         anyhow::bail!(
             "`--mode create` takes neither `--dry-run` nor `--state`: use the default bulk mode for those"
         );
@@ -33,7 +33,7 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
     .await
     .map_err(crate::backends::backend_error)?;
     let mut summary = Summary::default();
-    let mut writer = match &args.report {
+    let mut writer = match &args.run.report {
         Some(p) => Some(ReportWriter::create(p.clone())?),
         None => None,
     };

@@ -37,8 +37,8 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
     let backend = crate::backends::import_backend(&args)?;
     let fingerprint = fingerprint(&args, survey.fingerprint);
     let options = DriverOptions {
-        dry_run: args.dry_run,
-        state: args.state.clone(),
+        dry_run: args.run.dry_run,
+        state: args.run.state.clone(),
         fingerprint,
         poll_initial: POLL.0,
         poll_max: POLL.1,
@@ -48,7 +48,7 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
     let readers = inputs.error_handles();
     let run = Run {
         options,
-        report: args.report.clone(),
+        report: args.run.report.clone(),
         total: survey.records,
     };
     import(backend, Box::new(inputs), readers, run, out).await
@@ -144,7 +144,7 @@ fn fingerprint(args: &ImportArgs, inputs: u64) -> String {
     let mut h = DefaultHasher::new();
     inputs.hash(&mut h);
     format!("{:?}", args.to).hash(&mut h);
-    args.upsert.hash(&mut h);
+    args.run.upsert.hash(&mut h);
     args.connection.hash(&mut h);
     args.map.identifier.hash(&mut h);
     args.map.custom_attributes.hash(&mut h);

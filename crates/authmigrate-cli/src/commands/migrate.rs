@@ -58,7 +58,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     let export_path = args
         .work_dir
         .join(format!("export-{}.ndjson.gz", name(args.from)));
-    let resuming = args.state.as_ref().is_some_and(|s| s.exists()) && export_path.exists();
+    let resuming = args.run.state.as_ref().is_some_and(|s| s.exists()) && export_path.exists();
     if resuming {
         out.say(format!(
             "resuming: reusing the export in `{}`",
@@ -124,7 +124,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         survey.fingerprint,
         name(args.from),
         name(args.to),
-        args.upsert,
+        args.run.upsert,
         &args.connection,
     )
         .hash(&mut h);
@@ -135,15 +135,15 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         .map(|m| m.len())
         .hash(&mut h);
     let options = DriverOptions {
-        dry_run: args.dry_run,
-        state: args.state.clone(),
+        dry_run: args.run.dry_run,
+        state: args.run.state.clone(),
         fingerprint: format!("migrate-{:016x}", h.finish()),
         poll_initial: POLL.0,
         poll_max: POLL.1,
         ..DriverOptions::default()
     };
     // The id map and the tickets are built from the report: keep one even if not asked.
-    let report = args.report.clone().or_else(|| {
+    let report = args.run.report.clone().or_else(|| {
         (args.id_map.is_some() || args.password_reset_tickets.is_some())
             .then(|| args.work_dir.join("report.json"))
     });
@@ -156,7 +156,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     sidecar.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     let status = status?;
 
-    if !args.dry_run
+    if !args.run.dry_run
         && let Some(report) = &report
     {
         let mut id_map = match &args.id_map {
@@ -212,13 +212,13 @@ fn target_backend(args: &MigrateArgs) -> anyhow::Result<Arc<dyn ImportBackend>> 
         Provider::Auth0 => {
             let mut s = auth0_settings(&args.auth0)?;
             s.connection = args.connection.clone();
-            s.upsert = args.upsert;
+            s.upsert = args.run.upsert;
             s.send_completion_email = args.send_completion_email;
             Arc::new(Auth0Backend::new(s).map_err(backend_error)?)
         }
         Provider::Authgear => {
             let mut s = authgear_settings(&args.authgear, &args.map)?;
-            s.upsert = args.upsert;
+            s.upsert = args.run.upsert;
             Arc::new(AuthgearBackend::new(s).map_err(backend_error)?)
         }
     })

@@ -89,6 +89,34 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `page` (0-based) and `per_page` (1..=100, default `default_per_page`), with the
+/// Management API's validation messages.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the finished HTTP answer"
+)]
+fn paging(pairs: &[(String, String)], default_per_page: usize) -> Result<(usize, usize), Response> {
+    let per_page = match query_get(pairs, "per_page").map(str::parse::<usize>) {
+        None => default_per_page,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            return Err(bad_request(
+                "Query validation error: 'Invalid value' on property per_page (Number of results per page).",
+            ));
+        }
+    };
+    let page = match query_get(pairs, "page").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return Err(bad_request(
+                "Query validation error: 'Invalid value' on property page.",
+            ));
+        }
+    };
+    Ok((page, per_page))
+}
+
 fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -256,21 +284,9 @@ async fn list_connections(
         .map(|(_, v)| v.as_str())
         .collect();
     let name = query_get(&pairs, "name");
-    let per_page = match query_get(&pairs, "per_page").map(str::parse::<usize>) {
-        None => 100,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            return bad_request(
-                "Query validation error: 'Invalid value' on property per_page (Number of results per page).",
-            );
-        }
-    };
-    let page = match query_get(&pairs, "page").map(str::parse::<usize>) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            return bad_request("Query validation error: 'Invalid value' on property page.");
-        }
+    let (page, per_page) = match paging(&pairs, 100) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let include_totals = query_get(&pairs, "include_totals") == Some("true");
     let inner = state.lock();
@@ -622,21 +638,9 @@ async fn list_users(
         return r;
     }
     let pairs = query_pairs(q.as_deref());
-    let per_page = match query_get(&pairs, "per_page").map(str::parse::<usize>) {
-        None => 50,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            return bad_request(
-                "Query validation error: 'Invalid value' on property per_page (Number of results per page).",
-            );
-        }
-    };
-    let page = match query_get(&pairs, "page").map(str::parse::<usize>) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            return bad_request("Query validation error: 'Invalid value' on property page.");
-        }
+    let (page, per_page) = match paging(&pairs, 50) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     if (page + 1) * per_page > 1000 {
         return bad_request(
