@@ -4,9 +4,13 @@
 //! - [`from_bulk_user`]: a bulk-import user → neutral (the inverse).
 //! - [`from_export_user`]: one line of an Auth0 user export (NDJSON) → neutral.
 //! - [`from_password_export`]: one line of the password-hash export (support ticket) → [`PasswordHashEntry`].
+//! - [`from_export_str`], [`password_entry_from_str`]: fast paths of the two export
+//!   readers, straight from a line's text; they decline (`None`) anything the
+//!   `Map` readers would refuse, and those then say why.
 //!
 //! Nothing here does I/O or HTTP. Field-by-field notes are in `docs/mapping.md`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use authmigrate_core::backend::RecordFailure;
@@ -14,6 +18,7 @@ use authmigrate_core::record::{
     Address, Encoding, JsonObject, MfaFactor, PasswordHash, UserRecord,
 };
 use authmigrate_core::secret::Secret;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// The prefix Auth0 prepends to `user_id` in database connections.
@@ -277,7 +282,7 @@ pub fn to_bulk_user(record: &UserRecord, opts: &Auth0MapOptions) -> Result<Mappe
 
 /// Takes a string field: `None` when absent or null.
 fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, FieldError> {
-    match obj.remove(key) {
+    match obj.shift_remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(other) => Err(FieldError::new(
@@ -288,7 +293,7 @@ fn take_str(obj: &mut Map<String, Value>, key: &str) -> Result<Option<String>, F
 }
 
 fn take_object(obj: &mut Map<String, Value>, key: &str) -> Result<Option<JsonObject>, FieldError> {
-    match obj.remove(key) {
+    match obj.shift_remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(o)) => Ok(Some(o)),
         Some(other) => Err(FieldError::new(
@@ -318,7 +323,7 @@ fn take_profile(obj: &mut Map<String, Value>, r: &mut UserRecord) -> Result<(), 
 
 /// Reads `mfa_factors` (the neutral `mfa` uses the same item shape).
 fn take_mfa(obj: &mut Map<String, Value>, key: &str) -> Result<Vec<MfaFactor>, FieldError> {
-    match obj.remove(key) {
+    match obj.shift_remove(key) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .into_iter()
@@ -372,7 +377,7 @@ pub fn from_bulk_user(mut obj: Map<String, Value>) -> Result<UserRecord, FieldEr
         }
     });
     let plain = take_str(&mut obj, "password_hash")?.map(|h| PasswordHash::bcrypt(Secret::new(h)));
-    let custom = match obj.remove("custom_password_hash") {
+    let custom = match obj.shift_remove("custom_password_hash") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
             serde_json::from_value::<PasswordHash>(v)
@@ -404,21 +409,14 @@ pub fn from_export_user(mut obj: Map<String, Value>) -> Result<UserRecord, Field
     let mut r = UserRecord::default();
     take_profile(&mut obj, &mut r)?;
     r.source_id = take_str(&mut obj, "user_id")?;
-    if let Some(ids) = obj.remove("identities") {
+    // `identities` stays in place (and so reaches `unmapped` in file order) only when
+    // it is carried.
+    if let Some(ids) = obj.get("identities") {
         let list = ids.as_array().ok_or_else(|| {
-            FieldError::new(
-                "identities",
-                format!("must be an array, got {}", kind(&ids)),
-            )
+            FieldError::new("identities", format!("must be an array, got {}", kind(ids)))
         })?;
-        let social = list.iter().any(|i| {
-            i.get("isSocial").and_then(Value::as_bool) == Some(true)
-                || i.get("provider")
-                    .and_then(Value::as_str)
-                    .is_some_and(|p| p != "auth0")
-        });
-        if social || list.len() > 1 {
-            r.unmapped.insert("identities".into(), ids);
+        if !carries_identities(list) {
+            obj.shift_remove("identities");
         }
     }
     // The export may also carry neutral-named OIDC fields that Auth0 keeps at the root.
@@ -450,6 +448,37 @@ pub fn from_export_user(mut obj: Map<String, Value>) -> Result<UserRecord, Field
         }
     }
     Ok(r)
+}
+
+/// Whether an export's `identities` list is kept in `unmapped`: when one identity is
+/// social (`isSocial: true` or a provider other than `auth0`) or there are several.
+/// Shared by the slow path (over `Value`) and the fast one (over [`Lite`]).
+#[doc(hidden)]
+pub fn carries_identities<I: IdentityFields>(list: &[I]) -> bool {
+    list.len() > 1
+        || list.iter().any(|i| {
+            i.bool_field("isSocial") == Some(true)
+                || i.str_field("provider").is_some_and(|p| p != "auth0")
+        })
+}
+
+/// What [`carries_identities`] reads of one identity: a field of the object, when it
+/// is an object and the field has that type (for duplicate keys, the last value).
+#[doc(hidden)]
+pub trait IdentityFields {
+    /// The last value of `key` when the identity is an object and that value is a boolean.
+    fn bool_field(&self, key: &str) -> Option<bool>;
+    /// The last value of `key` when the identity is an object and that value is a string.
+    fn str_field(&self, key: &str) -> Option<&str>;
+}
+
+impl IdentityFields for Value {
+    fn bool_field(&self, key: &str) -> Option<bool> {
+        self.get(key).and_then(Value::as_bool)
+    }
+    fn str_field(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
 }
 
 /// One user of Auth0's password-hash export.
@@ -530,4 +559,664 @@ pub fn from_password_export(obj: Map<String, Value>) -> Result<PasswordHashEntry
         email,
         hash,
     })
+}
+
+// ---------------------------------------------------------------------------
+// Fast readers: typed parses straight from the text of one line
+// ---------------------------------------------------------------------------
+//
+// They must agree exactly with the `Map` readers above, which stay the reference
+// (and give the error messages). Three serde_json details matter:
+// - a `Value` object keeps the LAST value of a duplicate key at its FIRST position,
+//   so every field here is overwritten, never refused, when it comes again, and a
+//   wrong type only counts if it is the last value;
+// - `IgnoredAny` skips more than `Value` accepts (lone surrogates in `\u` escapes,
+//   floats out of range, nesting deeper than 128), so skipped values go through
+//   [`Skip`], which parses like `Value` and keeps nothing;
+// - with the `raw_value` feature, a `Value` object whose first key is serde_json's
+//   raw-value token is not an object at all: the fast readers decline it.
+
+/// The first key that makes serde_json read an object as a raw value.
+#[doc(hidden)]
+pub const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// A string borrowed from the input when it holds no escape.
+struct CowStr<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Reads the next key of an object; refuses the raw-value token as a first key.
+fn next_key<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    first: &mut bool,
+) -> Result<Option<Cow<'de, str>>, A::Error> {
+    let key = map.next_key::<CowStr<'de>>()?.map(|k| k.0);
+    if std::mem::take(first) && key.as_deref() == Some(RAW_VALUE_TOKEN) {
+        return Err(de::Error::custom("raw value token"));
+    }
+    Ok(key)
+}
+
+/// Any JSON value, checked exactly as `Value` would check it, then dropped.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(SkipVisitor)
+    }
+}
+
+/// The visitor of [`Skip`], for visitors that skip a container they were handed.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        let mut first = true;
+        while next_key(&mut map, &mut first)?.is_some() {
+            map.next_value::<Skip>()?;
+        }
+        Ok(Skip)
+    }
+}
+
+/// Implements every `Visitor` method serde_json calls besides the ones a visitor
+/// cares about, mapping them to `$other` (containers are skipped first).
+macro_rules! other_values {
+    ($other:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+    };
+}
+
+/// The value of a string field: `Some` for a string, `None` for null, `Err(())` for
+/// any other type (only an error if no later duplicate replaces it).
+type Slot<T> = Result<Option<T>, ()>;
+
+/// A string-or-null field, read without going through `Value`.
+struct StrField(Slot<String>);
+
+impl<'de> Deserialize<'de> for StrField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<StrField, E> {
+                Ok(StrField(Ok(Some(s.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<StrField, E> {
+                Ok(StrField(Ok(Some(s))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<StrField, E> {
+                Ok(StrField(Ok(None)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<StrField, E> {
+                Ok(StrField(Err(())))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<StrField, E> {
+                Ok(StrField(Err(())))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<StrField, E> {
+                Ok(StrField(Err(())))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<StrField, E> {
+                Ok(StrField(Err(())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<StrField, A::Error> {
+                SkipVisitor.visit_seq(seq)?;
+                Ok(StrField(Err(())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StrField, A::Error> {
+                SkipVisitor.visit_map(map)?;
+                Ok(StrField(Err(())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Stores the last value of a field, remembering (in `bad`) whether it has the wrong type.
+fn store<T>(slot: &mut Option<T>, bad: &mut u32, bit: u32, value: Slot<T>) {
+    match value {
+        Ok(v) => {
+            *slot = v;
+            *bad &= !(1 << bit);
+        }
+        Err(()) => *bad |= 1 << bit,
+    }
+}
+
+fn bool_slot(v: Value) -> Slot<bool> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Bool(b) => Ok(Some(b)),
+        _ => Err(()),
+    }
+}
+
+fn object_slot(v: Value) -> Slot<JsonObject> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(o) => Ok(Some(o)),
+        _ => Err(()),
+    }
+}
+
+/// A JSON value whose strings are borrowed from the input where possible, for
+/// `identities`: usually a single `auth0` identity that is dropped, so building a
+/// `Value` (maps, hashed keys, owned strings) would be wasted. Parsed exactly as
+/// `Value` would be, and turned into one by [`Lite::into_value`] when kept.
+enum Lite<'de> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    Str(Cow<'de, str>),
+    Array(Vec<Lite<'de>>),
+    /// Entries in file order, duplicates included.
+    Object(Vec<(Cow<'de, str>, Lite<'de>)>),
+}
+
+impl Lite<'_> {
+    /// The `Value` serde_json would have built: for duplicate keys, the last value
+    /// at the first position.
+    fn into_value(self) -> Value {
+        match self {
+            Lite::Null => Value::Null,
+            Lite::Bool(b) => Value::Bool(b),
+            Lite::Number(n) => Value::Number(n),
+            Lite::Str(s) => Value::String(s.into_owned()),
+            Lite::Array(items) => Value::Array(items.into_iter().map(Lite::into_value).collect()),
+            Lite::Object(entries) => {
+                let mut map = Map::new();
+                for (k, v) in entries {
+                    map.insert(k.into_owned(), v.into_value());
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    /// The last value of `key`, if this is an object that has it.
+    fn get(&self, key: &str) -> Option<&Self> {
+        match self {
+            Lite::Object(entries) => entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+impl IdentityFields for Lite<'_> {
+    fn bool_field(&self, key: &str) -> Option<bool> {
+        match self.get(key) {
+            Some(Lite::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+    fn str_field(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(Lite::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Lite<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Lite<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Lite<'de>, E> {
+                Ok(Lite::Bool(b))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Lite<'de>, E> {
+                Ok(Lite::Number(n.into()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Lite<'de>, E> {
+                Ok(Lite::Number(n.into()))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Lite<'de>, E> {
+                // As `Value` does (serde_json never yields a non-finite float).
+                Ok(serde_json::Number::from_f64(n).map_or(Lite::Null, Lite::Number))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Lite<'de>, E> {
+                Ok(Lite::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Lite<'de>, E> {
+                Ok(Lite::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Lite<'de>, E> {
+                Ok(Lite::Str(Cow::Owned(s)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Lite<'de>, E> {
+                Ok(Lite::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lite<'de>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Lite::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lite<'de>, A::Error> {
+                let mut first = true;
+                let mut entries = Vec::new();
+                while let Some(key) = next_key(&mut map, &mut first)? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Lite::Object(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads one export line into a record; `Ok(None)` when a field has the wrong type.
+struct ExportVisitor;
+
+impl<'de> Visitor<'de> for ExportVisitor {
+    type Value = Option<UserRecord>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut r = UserRecord {
+            unmapped: Map::with_capacity(8),
+            ..UserRecord::default()
+        };
+        let mut bad = 0u32;
+        let mut first = true;
+        // The last `identities` and the place of the first one among the unmapped keys.
+        let mut identities: Option<(usize, Lite<'de>)> = None;
+        let mut nulls = false;
+        while let Some(key) = next_key(&mut map, &mut first)? {
+            let (slot, bit) = match &*key {
+                "email" => (&mut r.email, 0),
+                "phone_number" => (&mut r.phone_number, 1),
+                "username" => (&mut r.username, 2),
+                "name" => (&mut r.name, 3),
+                "given_name" => (&mut r.given_name, 4),
+                "family_name" => (&mut r.family_name, 5),
+                "nickname" => (&mut r.nickname, 6),
+                "picture" => (&mut r.picture, 7),
+                "user_id" => (&mut r.source_id, 8),
+                "middle_name" => (&mut r.middle_name, 9),
+                "locale" => (&mut r.locale, 10),
+                "zoneinfo" => (&mut r.zoneinfo, 11),
+                "birthdate" => (&mut r.birthdate, 12),
+                "gender" => (&mut r.gender, 13),
+                "website" => (&mut r.website, 14),
+                "profile" => (&mut r.profile, 15),
+                "email_verified" => {
+                    let v = bool_slot(map.next_value()?);
+                    store(&mut r.email_verified, &mut bad, 16, v);
+                    continue;
+                }
+                "phone_verified" => {
+                    let v = bool_slot(map.next_value()?);
+                    store(&mut r.phone_verified, &mut bad, 17, v);
+                    continue;
+                }
+                "blocked" => {
+                    let v = bool_slot(map.next_value()?);
+                    store(&mut r.blocked, &mut bad, 18, v);
+                    continue;
+                }
+                "app_metadata" => {
+                    let v = object_slot(map.next_value()?);
+                    store(&mut r.app_metadata, &mut bad, 19, v);
+                    continue;
+                }
+                "user_metadata" => {
+                    let v = object_slot(map.next_value()?);
+                    store(&mut r.user_metadata, &mut bad, 20, v);
+                    continue;
+                }
+                "identities" => {
+                    let v: Lite<'de> = map.next_value()?;
+                    let at = identities.map_or(r.unmapped.len(), |(at, _)| at);
+                    identities = Some((at, v));
+                    continue;
+                }
+                _ => {
+                    // Unknown keys keep their place; nulls go once the last
+                    // duplicate is known.
+                    let v: Value = map.next_value()?;
+                    nulls |= v.is_null();
+                    r.unmapped.insert(key.into_owned(), v);
+                    continue;
+                }
+            };
+            let v = map.next_value::<StrField>()?.0;
+            store(slot, &mut bad, bit, v);
+        }
+        if bad != 0 {
+            return Ok(None);
+        }
+        if let Some((at, ids)) = identities {
+            let Lite::Array(list) = &ids else {
+                return Ok(None);
+            };
+            if carries_identities(list) {
+                r.unmapped
+                    .shift_insert(at, "identities".to_owned(), ids.into_value());
+            }
+        }
+        if nulls {
+            r.unmapped.retain(|_, v| !v.is_null());
+        }
+        Ok(Some(r))
+    }
+}
+
+/// Runs `visitor` on the object that is all of `text`; `None` on any error.
+fn read_object<'de, V>(text: &'de str, visitor: V) -> Option<V::Value>
+where
+    V: Visitor<'de>,
+{
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = de::Deserializer::deserialize_map(&mut de, visitor).ok()?;
+    de.end().ok()?;
+    Some(value)
+}
+
+/// Fast path of [`from_export_user`]: reads one export line straight from its JSON text.
+/// `Some(record)` equals `from_export_user(parsed object)` exactly; `None` whenever
+/// anything is off (invalid JSON, not an object, a field of the wrong type, trailing text):
+/// the caller then runs the slow path, which says precisely what is wrong.
+pub fn from_export_str(text: &str) -> Option<UserRecord> {
+    read_object(text, ExportVisitor).flatten()
+}
+
+/// The `_id` of a password-export line: the id it gives, if it gives a usable one
+/// (a non-empty string, or an object whose last `$oid` is a non-empty string).
+struct IdField(Option<String>);
+
+impl<'de> Deserialize<'de> for IdField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IdField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            other_values!(IdField(None));
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<IdField, E> {
+                Ok(IdField((!s.is_empty()).then(|| s.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IdField, A::Error> {
+                SkipVisitor.visit_seq(seq)?;
+                Ok(IdField(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdField, A::Error> {
+                let mut first = true;
+                let mut oid = None;
+                while let Some(key) = next_key(&mut map, &mut first)? {
+                    if key == "$oid" {
+                        oid = map.next_value::<NonEmptyStr>()?.0;
+                    } else {
+                        map.next_value::<Skip>()?;
+                    }
+                }
+                Ok(IdField(oid))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Any value, kept only when it is a non-empty string.
+struct NonEmptyStr(Option<String>);
+
+impl<'de> Deserialize<'de> for NonEmptyStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NonEmptyStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            other_values!(NonEmptyStr(None));
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<NonEmptyStr, E> {
+                Ok(NonEmptyStr((!s.is_empty()).then(|| s.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NonEmptyStr, A::Error> {
+                SkipVisitor.visit_seq(seq)?;
+                Ok(NonEmptyStr(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NonEmptyStr, A::Error> {
+                SkipVisitor.visit_map(map)?;
+                Ok(NonEmptyStr(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `alt_id`: `Ok(None)` when absent, null or empty; `Err(())` when not a string.
+struct AltId(Slot<String>);
+
+impl<'de> Deserialize<'de> for AltId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let StrField(v) = StrField::deserialize(d)?;
+        Ok(AltId(v.map(|s| s.filter(|s| !s.is_empty()))))
+    }
+}
+
+/// Whether a value is the string `email`.
+struct IsEmail(bool);
+
+impl<'de> Deserialize<'de> for IsEmail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IsEmail;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            other_values!(IsEmail(false));
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<IsEmail, E> {
+                Ok(IsEmail(s == "email"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IsEmail, A::Error> {
+                SkipVisitor.visit_seq(seq)?;
+                Ok(IsEmail(false))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IsEmail, A::Error> {
+                SkipVisitor.visit_map(map)?;
+                Ok(IsEmail(false))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `identifiers`: the value of the first entry of type `email` with a non-empty
+/// string value, if any (anything that is not an array gives none).
+struct IdentifiersEmail(Option<String>);
+
+impl<'de> Deserialize<'de> for IdentifiersEmail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entry(Option<String>);
+        impl<'de> Deserialize<'de> for Entry {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = Entry;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    other_values!(Entry(None));
+                    fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry, E> {
+                        Ok(Entry(None))
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry, A::Error> {
+                        SkipVisitor.visit_seq(seq)?;
+                        Ok(Entry(None))
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                        let mut first = true;
+                        let mut is_email = false;
+                        let mut value = None;
+                        while let Some(key) = next_key(&mut map, &mut first)? {
+                            match &*key {
+                                "type" => is_email = map.next_value::<IsEmail>()?.0,
+                                "value" => value = map.next_value::<NonEmptyStr>()?.0,
+                                _ => {
+                                    map.next_value::<Skip>()?;
+                                }
+                            }
+                        }
+                        Ok(Entry(value.filter(|_| is_email)))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = IdentifiersEmail;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            other_values!(IdentifiersEmail(None));
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IdentifiersEmail, E> {
+                Ok(IdentifiersEmail(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<IdentifiersEmail, A::Error> {
+                let mut found = None;
+                while let Some(Entry(e)) = seq.next_element::<Entry>()? {
+                    if found.is_none() {
+                        found = e;
+                    }
+                }
+                Ok(IdentifiersEmail(found))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IdentifiersEmail, A::Error> {
+                SkipVisitor.visit_map(map)?;
+                Ok(IdentifiersEmail(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads one password-export line; `Ok(None)` when the slow path would refuse it.
+struct PasswordVisitor;
+
+impl<'de> Visitor<'de> for PasswordVisitor {
+    type Value = Option<PasswordHashEntry>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut first = true;
+        let mut alt: Slot<String> = Ok(None);
+        let mut id = None;
+        let mut hash = None;
+        let mut email = None;
+        let mut from_identifiers = None;
+        while let Some(key) = next_key(&mut map, &mut first)? {
+            match &*key {
+                "alt_id" => alt = map.next_value::<AltId>()?.0,
+                "_id" => id = map.next_value::<IdField>()?.0,
+                "passwordHash" => hash = map.next_value::<NonEmptyStr>()?.0,
+                "email" => email = map.next_value::<NonEmptyStr>()?.0,
+                "identifiers" => from_identifiers = map.next_value::<IdentifiersEmail>()?.0,
+                _ => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        let Ok(alt) = alt else { return Ok(None) };
+        let Some(id) = alt.or(id) else {
+            return Ok(None);
+        };
+        let Some(hash) = hash else { return Ok(None) };
+        Ok(Some(PasswordHashEntry {
+            user_id: format!("{AUTH0_ID_PREFIX}{id}"),
+            email: email.or(from_identifiers),
+            hash: Secret::new(hash),
+        }))
+    }
+}
+
+/// Fast path of [`from_password_export`] for one line of the password-hash export, same contract.
+pub fn password_entry_from_str(text: &str) -> Option<PasswordHashEntry> {
+    read_object(text, PasswordVisitor).flatten()
 }

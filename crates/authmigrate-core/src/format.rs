@@ -68,7 +68,7 @@ pub fn kind(v: &Value) -> &'static str {
 
 /// Removes a boolean field: `None` when absent or null.
 pub fn take_bool(obj: &mut Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
-    match obj.remove(key) {
+    match obj.shift_remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(b)),
         Some(other) => Err(FieldError::new(
