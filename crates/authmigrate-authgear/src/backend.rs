@@ -272,7 +272,7 @@ impl ImportBackend for AuthgearBackend {
     }
 
     fn encode(&self, record: &UserRecord) -> Result<Encoded, RecordFailure> {
-        format::to_import_record(record, &self.map)?.encode()
+        format::encode_import_record(record, &self.map)
     }
 
     async fn prepare(&self) -> Result<(), BackendError> {

@@ -1,21 +1,24 @@
 //! Authgear's file formats and their mapping to and from the neutral [`UserRecord`].
 //!
 //! - [`to_import_record`]: neutral → one record of a User Import API body
-//!   (`POST /_api/admin/users/import`); [`body_envelope`] gives the bytes around the
-//!   records array.
+//!   (`POST /_api/admin/users/import`); [`encode_import_record`] gives the same
+//!   record as bytes without the intermediate `Value`; [`body_envelope`] gives the
+//!   bytes around the records array.
 //! - [`from_import_record`]: an import record → neutral (the inverse).
 //! - [`from_export_record`]: one line of an Authgear user export (NDJSON) → neutral.
 //!
 //! Nothing here does I/O or HTTP. Field-by-field notes are in `docs/mapping.md`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use authmigrate_core::backend::RecordFailure;
+use authmigrate_core::backend::{Encoded, RecordFailure};
 use authmigrate_core::record::{
     Address, HashAlgorithm, JsonObject, MfaFactor, PasswordHash, UserRecord,
 };
 use authmigrate_core::secret::Secret;
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -92,35 +95,9 @@ pub fn body_envelope(identifier: Identifier, upsert: bool) -> (String, String) {
     )
 }
 
-fn put_str(out: &mut Map<String, Value>, w: &mut Vec<String>, key: &str, v: Option<&str>) {
-    match v {
-        None => {}
-        Some("") => w.push(format!(
-            "`{key}` is empty: left out (Authgear rejects empty strings)"
-        )),
-        Some(s) => {
-            out.insert(key.to_owned(), Value::String(s.to_owned()));
-        }
-    }
-}
-
-/// Lower-cases a login ID, with a warning when that changes it.
-fn put_login_id(out: &mut Map<String, Value>, w: &mut Vec<String>, key: &str, v: Option<&str>) {
-    if let Some(s) = v.filter(|s| !s.is_empty()) {
-        let lower = s.to_lowercase();
-        if lower != s {
-            w.push(format!(
-                "`{key}` lower-cased: Authgear login IDs are case-insensitive by default"
-            ));
-        }
-        out.insert(key.to_owned(), Value::String(lower));
-    } else {
-        put_str(out, w, key, v);
-    }
-}
-
 /// Checks that a hash can be imported into Authgear and returns the bcrypt string.
-fn authgear_bcrypt(hash: &PasswordHash) -> Result<&Secret, RecordFailure> {
+#[doc(hidden)]
+pub fn authgear_bcrypt(hash: &PasswordHash) -> Result<&Secret, RecordFailure> {
     let unsupported = |what: &str| {
         RecordFailure::new(
             "UNSUPPORTED_HASH",
@@ -177,23 +154,312 @@ fn lookup<'a>(obj: &'a JsonObject, path: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
-/// Maps a neutral record to one record of an Authgear import body.
-///
-/// Keys come in a fixed order: `email`, `email_verified`, `preferred_username`,
-/// `name`, `nickname`, `password`, then `phone_number`, `phone_number_verified`,
-/// `given_name`, `family_name`, `middle_name`, `picture`, `profile`, `website`,
-/// `gender`, `birthdate`, `zoneinfo`, `locale`, `address`, `custom_attributes`,
-/// `roles`, `groups`, `disabled`, `mfa`. E-mails and usernames are lower-cased.
-/// Fails with `MISSING_IDENTIFIER` when the identifier's field is missing,
-/// `UNSUPPORTED_HASH` for anything but plain bcrypt, `INVALID_RECORD` for a
-/// malformed bcrypt hash.
-pub fn to_import_record(
-    record: &UserRecord,
-    opts: &AuthgearMapOptions,
-) -> Result<Mapped, RecordFailure> {
-    let mut w = Vec::new();
-    let mut o = Map::new();
+/// The parts joined into one string. A per-record warning is built this way rather
+/// than with `format!`, which costs about three times as much, and a typical record
+/// carries several warnings.
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
 
+/// Warns about an empty string, which is left out; passes anything else through.
+#[doc(hidden)]
+pub fn non_empty<'a>(w: &mut Vec<String>, key: &str, v: Option<&'a str>) -> Option<&'a str> {
+    match v {
+        Some("") => {
+            // "`{key}` is empty: left out (Authgear rejects empty strings)"
+            w.push(concat(&[
+                "`",
+                key,
+                "` is empty: left out (Authgear rejects empty strings)",
+            ]));
+            None
+        }
+        other => other,
+    }
+}
+
+/// Lower-cases a login ID, with a warning when that changes it; an empty one is
+/// left out with a warning.
+#[doc(hidden)]
+pub fn login_id<'a>(w: &mut Vec<String>, key: &str, v: Option<&'a str>) -> Option<Cow<'a, str>> {
+    let s = non_empty(w, key, v)?;
+    // ASCII is by far the common case: only `A-Z` change, and nothing is allocated
+    // when none is there.
+    let lower = if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        match s.to_lowercase() {
+            l if l == s => Cow::Borrowed(s),
+            l => Cow::Owned(l),
+        }
+    };
+    if matches!(lower, Cow::Owned(_)) {
+        // "`{key}` lower-cased: Authgear login IDs are case-insensitive by default"
+        w.push(concat(&[
+            "`",
+            key,
+            "` lower-cased: Authgear login IDs are case-insensitive by default",
+        ]));
+    }
+    Some(lower)
+}
+
+/// One Authgear import record borrowed from a neutral record, serialized in the
+/// fixed key order of [`to_import_record`]. Holds the password hash and TOTP
+/// secret: no `Debug`.
+#[derive(Serialize)]
+struct ImportRecord<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preferred_username: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nickname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<BcryptPassword<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_number_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    given_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    family_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    middle_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    picture: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    website: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gender: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    birthdate: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zoneinfo: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<AddressOut<'a>>,
+    #[serde(skip_serializing_if = "CustomAttributes::is_empty")]
+    custom_attributes: CustomAttributes<'a>,
+    #[serde(skip_serializing_if = "NonEmptyKeys::is_empty")]
+    roles: NonEmptyKeys<'a>,
+    #[serde(skip_serializing_if = "NonEmptyKeys::is_empty")]
+    groups: NonEmptyKeys<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled: Option<bool>,
+    #[serde(skip_serializing_if = "MfaOut::is_empty")]
+    mfa: MfaOut<'a>,
+}
+
+/// `password`: `{"type":"bcrypt","password_hash":"$2b$..."}`.
+#[derive(Serialize)]
+struct BcryptPassword<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    password_hash: &'a Secret,
+}
+
+/// `address`, without its empty parts.
+#[derive(Serialize)]
+struct AddressOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    formatted: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    street_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locality: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postal_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+}
+
+impl AddressOut<'_> {
+    fn has_any(&self) -> bool {
+        [
+            self.formatted,
+            self.street_address,
+            self.locality,
+            self.region,
+            self.postal_code,
+            self.country,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+}
+
+/// `custom_attributes`: the record's own map, with some of its values replaced by
+/// declared metadata mappings (a replaced key keeps its position), then the keys
+/// the mappings added, in the order they were first set. Every value is borrowed.
+#[derive(Default)]
+struct CustomAttributes<'a> {
+    own: Option<&'a JsonObject>,
+    /// Keys of `own` set from metadata, each once.
+    replaced: Vec<(&'a str, &'a Value)>,
+    /// Keys not in `own`, each once, in first-insertion order.
+    added: Vec<(&'a str, &'a Value)>,
+}
+
+impl<'a> CustomAttributes<'a> {
+    fn is_empty(&self) -> bool {
+        self.own.is_none_or(JsonObject::is_empty) && self.added.is_empty()
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.own.is_some_and(|o| o.contains_key(key)) || self.added.iter().any(|(k, _)| *k == key)
+    }
+
+    /// Sets a key like `Map::insert`: an existing key keeps its position.
+    fn insert(&mut self, key: &'a str, value: &'a Value) {
+        let list = if self.own.is_some_and(|o| o.contains_key(key)) {
+            &mut self.replaced
+        } else {
+            &mut self.added
+        };
+        match list.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => list.push((key, value)),
+        }
+    }
+}
+
+impl Serialize for CustomAttributes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let own = self.own.into_iter().flatten().map(|(k, v)| {
+            let v = self
+                .replaced
+                .iter()
+                .find(|(r, _)| *r == k.as_str())
+                .map_or(v, |(_, r)| *r);
+            (k.as_str(), v)
+        });
+        serializer.collect_map(own.chain(self.added.iter().copied()))
+    }
+}
+
+/// `roles` / `groups`: the non-empty keys of a list.
+struct NonEmptyKeys<'a> {
+    list: &'a [String],
+    kept: usize,
+}
+
+impl<'a> NonEmptyKeys<'a> {
+    fn new(list: &'a [String]) -> Self {
+        let kept = list.iter().filter(|s| !s.is_empty()).count();
+        Self { list, kept }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.kept == 0
+    }
+}
+
+impl Serialize for NonEmptyKeys<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.list.iter().filter(|s| !s.is_empty()))
+    }
+}
+
+/// One entry of `mfa`.
+#[derive(Clone, Copy)]
+enum MfaEntry<'a> {
+    Totp(&'a Secret),
+    Phone(&'a str),
+    Email(&'a str),
+}
+
+/// `mfa`: the first factor of each kind, keys in the order each kind first appears.
+#[derive(Default)]
+struct MfaOut<'a> {
+    entries: [Option<MfaEntry<'a>>; 3],
+}
+
+impl<'a> MfaOut<'a> {
+    fn is_empty(&self) -> bool {
+        self.entries[0].is_none()
+    }
+
+    fn push(&mut self, entry: MfaEntry<'a>) {
+        if let Some(slot) = self.entries.iter_mut().find(|e| e.is_none()) {
+            *slot = Some(entry);
+        }
+    }
+}
+
+impl Serialize for MfaOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Totp<'a> {
+            secret: &'a Secret,
+        }
+        let mut map = serializer.serialize_map(None)?;
+        for e in self.entries.iter().flatten() {
+            match *e {
+                MfaEntry::Totp(secret) => map.serialize_entry("totp", &Totp { secret })?,
+                MfaEntry::Phone(v) => map.serialize_entry("phone_number", v)?,
+                MfaEntry::Email(v) => map.serialize_entry("email", v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// The warning for a record with a `source_id` (no id in the text: warnings are
+/// tallied by text across millions of users).
+#[doc(hidden)]
+pub const SOURCE_ID_WARNING: &str =
+    "`source_id` is not sent: Authgear assigns new ids (--id-map records the mapping)";
+
+/// The parts of the warning for a metadata key no declared custom attribute takes:
+/// "`{meta_name}.{key}` not imported: no declared custom attribute
+/// (use --custom-attribute {meta_name}.{key}=NAME)".
+#[doc(hidden)]
+pub fn metadata_warning<'a>(meta_name: &'a str, key: &'a str) -> [&'a str; 9] {
+    [
+        "`",
+        meta_name,
+        ".",
+        key,
+        "` not imported: no declared custom attribute (use --custom-attribute ",
+        meta_name,
+        ".",
+        key,
+        "=NAME)",
+    ]
+}
+
+/// The parts of the warning for an unmapped key:
+/// "`{key}` cannot be imported into Authgear: left out".
+#[doc(hidden)]
+pub fn unmapped_warning(key: &str) -> [&str; 3] {
+    ["`", key, "` cannot be imported into Authgear: left out"]
+}
+
+/// Maps a neutral record to its borrowed import record and its warnings: the one
+/// place the mapping rules live (see [`to_import_record`]).
+fn build<'a>(
+    record: &'a UserRecord,
+    opts: &'a AuthgearMapOptions,
+) -> Result<(ImportRecord<'a>, Vec<String>), RecordFailure> {
     let id_value = match opts.identifier {
         Identifier::Email => record.email.as_deref(),
         Identifier::PhoneNumber => record.phone_number.as_deref(),
@@ -216,42 +482,33 @@ pub fn to_import_record(
     }
     let password = record.password.as_ref().map(authgear_bcrypt).transpose()?;
 
-    let has_email = record.email.as_deref().is_some_and(|e| !e.is_empty());
-    put_login_id(&mut o, &mut w, "email", record.email.as_deref());
-    if has_email && let Some(v) = record.email_verified {
-        o.insert("email_verified".into(), Value::Bool(v));
-    }
-    put_login_id(
-        &mut o,
-        &mut w,
-        "preferred_username",
-        record.username.as_deref(),
+    // Room for the usual warnings: one per unmapped or metadata key, and `source_id`.
+    let meta_keys = |m: &Option<JsonObject>| m.as_ref().map_or(0, JsonObject::len);
+    let mut w = Vec::with_capacity(
+        record.unmapped.len()
+            + meta_keys(&record.user_metadata)
+            + meta_keys(&record.app_metadata)
+            + 1,
     );
-    put_str(&mut o, &mut w, "name", record.name.as_deref());
-    put_str(&mut o, &mut w, "nickname", record.nickname.as_deref());
-    if let Some(hash) = password {
-        let mut p = Map::new();
-        p.insert("type".into(), Value::String("bcrypt".into()));
-        p.insert(
-            "password_hash".into(),
-            Value::String(hash.expose().to_owned()),
-        );
-        o.insert("password".into(), Value::Object(p));
-    }
-    let has_phone = record
-        .phone_number
-        .as_deref()
-        .is_some_and(|p| !p.is_empty());
-    put_str(
-        &mut o,
-        &mut w,
-        "phone_number",
-        record.phone_number.as_deref(),
-    );
-    if has_phone && let Some(v) = record.phone_verified {
-        o.insert("phone_number_verified".into(), Value::Bool(v));
-    }
-    for (key, v) in [
+    let email = login_id(&mut w, "email", record.email.as_deref());
+    let email_verified = record.email_verified.filter(|_| email.is_some());
+    let preferred_username = login_id(&mut w, "preferred_username", record.username.as_deref());
+    let name = non_empty(&mut w, "name", record.name.as_deref());
+    let nickname = non_empty(&mut w, "nickname", record.nickname.as_deref());
+    let phone_number = non_empty(&mut w, "phone_number", record.phone_number.as_deref());
+    let phone_number_verified = record.phone_verified.filter(|_| phone_number.is_some());
+    let [
+        given_name,
+        family_name,
+        middle_name,
+        picture,
+        profile,
+        website,
+        gender,
+        birthdate,
+        zoneinfo,
+        locale,
+    ] = [
         ("given_name", &record.given_name),
         ("family_name", &record.family_name),
         ("middle_name", &record.middle_name),
@@ -262,36 +519,42 @@ pub fn to_import_record(
         ("birthdate", &record.birthdate),
         ("zoneinfo", &record.zoneinfo),
         ("locale", &record.locale),
-    ] {
-        put_str(&mut o, &mut w, key, v.as_deref());
-    }
-    if let Some(a) = &record.address {
-        let mut addr = Map::new();
-        for (key, v) in [
-            ("formatted", &a.formatted),
-            ("street_address", &a.street_address),
-            ("locality", &a.locality),
-            ("region", &a.region),
-            ("postal_code", &a.postal_code),
-            ("country", &a.country),
-        ] {
-            match v.as_deref() {
-                None => {}
-                Some("") => w.push(format!(
-                    "`address.{key}` is empty: left out (Authgear rejects empty strings)"
-                )),
-                Some(s) => {
-                    addr.insert(key.into(), Value::String(s.to_owned()));
-                }
-            }
-        }
-        if !addr.is_empty() {
-            o.insert("address".into(), Value::Object(addr));
-        }
-    }
+    ]
+    .map(|(key, v)| non_empty(&mut w, key, v.as_deref()));
+
+    let address = record.address.as_ref().and_then(|a| {
+        let [
+            formatted,
+            street_address,
+            locality,
+            region,
+            postal_code,
+            country,
+        ] = [
+            ("address.formatted", &a.formatted),
+            ("address.street_address", &a.street_address),
+            ("address.locality", &a.locality),
+            ("address.region", &a.region),
+            ("address.postal_code", &a.postal_code),
+            ("address.country", &a.country),
+        ]
+        .map(|(key, v)| non_empty(&mut w, key, v.as_deref()));
+        let out = AddressOut {
+            formatted,
+            street_address,
+            locality,
+            region,
+            postal_code,
+            country,
+        };
+        out.has_any().then_some(out)
+    });
 
     // Custom attributes: the neutral ones, then the declared metadata mappings.
-    let mut attrs = record.custom_attributes.clone().unwrap_or_default();
+    let mut attrs = CustomAttributes {
+        own: record.custom_attributes.as_ref(),
+        ..Default::default()
+    };
     let mut used_meta: Vec<(&str, &str)> = Vec::new(); // (metadata, top-level key)
     for (src, dst) in &opts.custom_attributes {
         let (candidates, path): (&[(&str, &Option<JsonObject>)], &str) =
@@ -317,7 +580,7 @@ pub fn to_import_record(
                         "`custom_attributes.{dst}` set from `{meta_name}.{path}` over the record's own value"
                     ));
                 }
-                attrs.insert(dst.clone(), v.clone());
+                attrs.insert(dst, v);
                 used_meta.push((meta_name, path.split('.').next().unwrap_or(path)));
                 break;
             }
@@ -329,57 +592,30 @@ pub fn to_import_record(
     ] {
         for key in meta.iter().flat_map(|m| m.keys()) {
             if !used_meta.contains(&(meta_name, key.as_str())) {
-                w.push(format!(
-                    "`{meta_name}.{key}` not imported: no declared custom attribute (use --custom-attribute {meta_name}.{key}=NAME)"
-                ));
+                w.push(concat(&metadata_warning(meta_name, key)));
             }
         }
     }
-    if !attrs.is_empty() {
-        o.insert("custom_attributes".into(), Value::Object(attrs));
-    }
 
-    for (key, list) in [("roles", &record.roles), ("groups", &record.groups)] {
-        let kept: Vec<Value> = list
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| Value::String(s.clone()))
-            .collect();
-        if kept.len() < list.len() {
+    let roles = NonEmptyKeys::new(&record.roles);
+    let groups = NonEmptyKeys::new(&record.groups);
+    for (key, keys) in [("roles", &roles), ("groups", &groups)] {
+        if keys.kept < keys.list.len() {
             w.push(format!("`{key}`: empty keys left out"));
         }
-        if !kept.is_empty() {
-            o.insert(key.into(), Value::Array(kept));
-        }
-    }
-    if record.blocked == Some(true) {
-        o.insert("disabled".into(), Value::Bool(true));
     }
 
-    let mut mfa = Map::new();
+    let mut mfa = MfaOut::default();
     let (mut totps, mut phones, mut emails) = (0usize, 0usize, 0usize);
     for f in &record.mfa {
-        match f {
-            MfaFactor::Totp { secret } => {
-                totps += 1;
-                if totps == 1 {
-                    let mut t = Map::new();
-                    t.insert("secret".into(), Value::String(secret.expose().to_owned()));
-                    mfa.insert("totp".into(), Value::Object(t));
-                }
-            }
-            MfaFactor::Phone { value } => {
-                phones += 1;
-                if phones == 1 {
-                    mfa.insert("phone_number".into(), Value::String(value.clone()));
-                }
-            }
-            MfaFactor::Email { value } => {
-                emails += 1;
-                if emails == 1 {
-                    mfa.insert("email".into(), Value::String(value.clone()));
-                }
-            }
+        let (n, entry) = match f {
+            MfaFactor::Totp { secret } => (&mut totps, MfaEntry::Totp(secret)),
+            MfaFactor::Phone { value } => (&mut phones, MfaEntry::Phone(value)),
+            MfaFactor::Email { value } => (&mut emails, MfaEntry::Email(value)),
+        };
+        *n += 1;
+        if *n == 1 {
+            mfa.push(entry);
         }
     }
     for (n, what) in [(totps, "totp"), (phones, "phone"), (emails, "email")] {
@@ -390,31 +626,90 @@ pub fn to_import_record(
             ));
         }
     }
-    if !mfa.is_empty() {
-        o.insert("mfa".into(), Value::Object(mfa));
-    }
 
     if record.source_id.as_deref().is_some_and(|s| !s.is_empty()) {
         // No id in the text: warnings are tallied by text across millions of users.
-        w.push(
-            "`source_id` is not sent: Authgear assigns new ids (--id-map records the mapping)"
-                .into(),
-        );
+        w.push(SOURCE_ID_WARNING.into());
     }
     for key in record.unmapped.keys() {
-        w.push(format!(
-            "`{key}` cannot be imported into Authgear: left out"
-        ));
+        w.push(concat(&unmapped_warning(key)));
     }
-
     if record.password.is_none() {
         w.push(authmigrate_core::format::NO_PASSWORD.to_owned());
     }
 
-    Ok(Mapped {
-        json: Value::Object(o),
-        warnings: w,
-    })
+    let out = ImportRecord {
+        email,
+        email_verified,
+        preferred_username,
+        name,
+        nickname,
+        password: password.map(|password_hash| BcryptPassword {
+            kind: "bcrypt",
+            password_hash,
+        }),
+        phone_number,
+        phone_number_verified,
+        given_name,
+        family_name,
+        middle_name,
+        picture,
+        profile,
+        website,
+        gender,
+        birthdate,
+        zoneinfo,
+        locale,
+        address,
+        custom_attributes: attrs,
+        roles,
+        groups,
+        disabled: (record.blocked == Some(true)).then_some(true),
+        mfa,
+    };
+    Ok((out, w))
+}
+
+fn serialize_failure(e: &serde_json::Error) -> RecordFailure {
+    RecordFailure::new(
+        "INVALID_RECORD",
+        format!("cannot serialize the record: {e}"),
+    )
+}
+
+/// Maps a neutral record to one record of an Authgear import body.
+///
+/// Keys come in a fixed order: `email`, `email_verified`, `preferred_username`,
+/// `name`, `nickname`, `password`, then `phone_number`, `phone_number_verified`,
+/// `given_name`, `family_name`, `middle_name`, `picture`, `profile`, `website`,
+/// `gender`, `birthdate`, `zoneinfo`, `locale`, `address`, `custom_attributes`,
+/// `roles`, `groups`, `disabled`, `mfa`. E-mails and usernames are lower-cased.
+/// Fails with `MISSING_IDENTIFIER` when the identifier's field is missing,
+/// `UNSUPPORTED_HASH` for anything but plain bcrypt, `INVALID_RECORD` for a
+/// malformed bcrypt hash.
+///
+/// To send or write the record, [`encode_import_record`] gives the same bytes
+/// without building a [`Value`].
+pub fn to_import_record(
+    record: &UserRecord,
+    opts: &AuthgearMapOptions,
+) -> Result<Mapped, RecordFailure> {
+    let (rec, warnings) = build(record, opts)?;
+    let json = serde_json::to_value(&rec).map_err(|e| serialize_failure(&e))?;
+    Ok(Mapped { json, warnings })
+}
+
+/// The record [`to_import_record`] maps, as its exact JSON bytes (what
+/// `to_import_record(..)?.encode()` gives) with the same warnings, serialized
+/// straight from the neutral record without an intermediate [`Value`].
+pub fn encode_import_record(
+    record: &UserRecord,
+    opts: &AuthgearMapOptions,
+) -> Result<Encoded, RecordFailure> {
+    let (rec, warnings) = build(record, opts)?;
+    let mut json = Vec::with_capacity(512);
+    serde_json::to_writer(&mut json, &rec).map_err(|e| serialize_failure(&e))?;
+    Ok(Encoded { json, warnings })
 }
 
 // ---------------------------------------------------------------------------
