@@ -24,6 +24,10 @@
 //! Temp files live in a private temp directory (removed on drop), are created `0600`
 //! and hold hashes only in our own binary framing. Hashes never reach logs or `Debug`.
 
+mod index;
+
+pub use index::{EncodedBlock, INDEX_BYTES_PER_ENTRY, IndexBuilder, KeyHasher, PasswordIndex};
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
@@ -108,6 +112,17 @@ pub struct JoinStats {
     pub duplicate_keys: u64,
     /// Partitions per key kind; 0 when the join ran in memory.
     pub partitions: u64,
+}
+
+impl JoinStats {
+    /// Adds the per-user counts (users, by id, by e-mail, kept password) of another
+    /// tally, e.g. one kept by each thread attaching through a [`PasswordIndex`].
+    pub fn add(&mut self, other: &JoinStats) {
+        self.users += other.users;
+        self.by_id += other.by_id;
+        self.by_email += other.by_email;
+        self.kept_password += other.kept_password;
+    }
 }
 
 /// The joined users, in input order. See [`join_passwords`].

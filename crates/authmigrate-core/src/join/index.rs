@@ -1,0 +1,683 @@
+//! A compact, shareable index of a password-hash export: keys in memory, hashes on disk.
+//!
+//! [`PasswordIndex`] is what makes the common case of `convert --password-hashes` fast.
+//! It holds, per hash entry, 8 bytes per key (a 32-bit fingerprint of the key, a kind
+//! bit and a 31-bit ordinal) and an 8-byte file offset; the entries themselves (id,
+//! lower-cased e-mail, hash) sit in an anonymous `0600` temp file. A million entries
+//! take about 24 MB. Lookups take `&self`, so every core can attach hashes to its own
+//! users while the input streams through once, in any order, with no user spill.
+//!
+//! Every candidate is verified against the entry's real key read back from the file,
+//! so fingerprint collisions cost a read, never a wrong match: the join is exact.
+//! Keys that repeat an earlier entry's key are dropped while building (the first
+//! entry wins), as in [`join_passwords`](super::join_passwords).
+//!
+//! When the entries do not fit the memory budget, [`IndexBuilder::push`] says so and
+//! the caller falls back to the Grace hash join of [`join_passwords`](super::join_passwords).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{HashEntry, JoinOptions, JoinStats, email_key, id_key};
+use crate::error::{Error, Result};
+use crate::record::{PasswordHash, UserRecord};
+use crate::secret::Secret;
+
+/// Bytes of memory one indexed entry costs: two keys and an offset.
+pub const INDEX_BYTES_PER_ENTRY: usize = 24;
+
+/// Bits of the fingerprint used to address the directory.
+const DIR_BITS: u32 = 16;
+/// The kind bit of a key: set for e-mail keys, clear for id keys.
+const EMAIL_BIT: u64 = 1 << 31;
+/// Largest ordinal a key can carry (31 bits).
+const MAX_ORDINAL: u64 = EMAIL_BIT - 1;
+/// Buffer of the temp file writer.
+const WRITE_BUF: usize = 256 << 10;
+/// Entries longer than this are read into a heap buffer instead of the stack.
+const STACK_RECORD: usize = 512;
+
+/// Hashes keys to fingerprints. Randomly keyed per run, so nobody can craft colliding
+/// keys in advance (a collision would only cost a read anyway).
+#[derive(Clone)]
+pub struct KeyHasher {
+    state: RandomState,
+    /// All ones, except in tests that force collisions.
+    mask: u64,
+}
+
+impl KeyHasher {
+    fn fingerprint(&self, email: bool, key: &str) -> u64 {
+        (self.state.hash_one((email, key)) >> 32) & self.mask
+    }
+}
+
+impl fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyHasher")
+    }
+}
+
+/// Hash entries encoded for the index, ready to be appended by [`IndexBuilder::push`].
+/// Made with [`EncodedBlock::new`], which needs only the builder's [`KeyHasher`], so
+/// blocks can be encoded on every core while one thread pushes them in order.
+#[derive(Default)]
+pub struct EncodedBlock {
+    bytes: Vec<u8>,
+    /// End of each entry in `bytes`.
+    ends: Vec<u32>,
+    /// `(fingerprint << 32) | kind bit | ordinal within the block`.
+    keys: Vec<u64>,
+}
+
+impl fmt::Debug for EncodedBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The bytes hold password hashes: never print them.
+        f.debug_struct("EncodedBlock")
+            .field("entries", &self.ends.len())
+            .finish()
+    }
+}
+
+impl EncodedBlock {
+    /// Encodes `entries` (keys normalised: empty keys dropped, e-mail lower-cased).
+    pub fn new(hasher: &KeyHasher, entries: impl IntoIterator<Item = HashEntry>) -> Self {
+        let mut block = Self::default();
+        for e in entries {
+            let id = e.id.filter(|s| !s.is_empty());
+            let email = e.email.as_deref().and_then(email_key);
+            let j = block.ends.len() as u64;
+            if let Some(id) = &id {
+                block.keys.push((hasher.fingerprint(false, id) << 32) | j);
+            }
+            if let Some(email) = &email {
+                block
+                    .keys
+                    .push((hasher.fingerprint(true, email) << 32) | EMAIL_BIT | j);
+            }
+            for part in [
+                id.as_deref().unwrap_or(""),
+                email.as_deref().unwrap_or(""),
+                e.hash.expose(),
+            ] {
+                block
+                    .bytes
+                    .extend_from_slice(&(part.len() as u32).to_le_bytes());
+                block.bytes.extend_from_slice(part.as_bytes());
+            }
+            block.ends.push(block.bytes.len() as u32);
+        }
+        block
+    }
+
+    /// Entries in the block.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the block holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// Builds a [`PasswordIndex`] from encoded blocks, in file order.
+pub struct IndexBuilder {
+    hasher: KeyHasher,
+    writer: BufWriter<File>,
+    written: u64,
+    offsets: Vec<u64>,
+    keys: Vec<u64>,
+    budget: usize,
+}
+
+impl fmt::Debug for IndexBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexBuilder")
+            .field("entries", &self.offsets.len())
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl IndexBuilder {
+    /// A builder whose temp file goes to `options.temp_dir` (or the system temp dir).
+    /// `expected_entries` only sizes the tables up front (untouched capacity costs no
+    /// memory); it is capped by the budget.
+    pub fn new(options: &JoinOptions, expected_entries: usize) -> Result<Self> {
+        let file = match &options.temp_dir {
+            Some(dir) => tempfile::tempfile_in(dir).map_err(|e| Error::io("create", dir, e))?,
+            None => {
+                tempfile::tempfile().map_err(|e| Error::io("create", std::env::temp_dir(), e))?
+            }
+        };
+        let budget = options.memory_budget.max(1);
+        let cap = expected_entries.min(budget / INDEX_BYTES_PER_ENTRY);
+        Ok(Self {
+            hasher: KeyHasher {
+                state: RandomState::new(),
+                mask: u64::from(u32::MAX),
+            },
+            writer: BufWriter::with_capacity(WRITE_BUF, file),
+            written: 0,
+            offsets: Vec::with_capacity(cap + 1),
+            keys: Vec::with_capacity(cap * 2),
+            budget,
+        })
+    }
+
+    /// The hasher [`EncodedBlock::new`] needs.
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    /// Entries pushed so far.
+    pub fn entries(&self) -> u64 {
+        self.offsets.len() as u64
+    }
+
+    /// Appends a block. `Ok(false)` means the index has outgrown the memory budget:
+    /// stop and use [`join_passwords`](super::join_passwords) instead.
+    pub fn push(&mut self, block: EncodedBlock) -> Result<bool> {
+        let base = self.offsets.len() as u64;
+        if base + block.ends.len() as u64 > MAX_ORDINAL {
+            return Ok(false);
+        }
+        let mut start = 0u64;
+        for end in &block.ends {
+            self.offsets.push(self.written + start);
+            start = u64::from(*end);
+        }
+        self.keys.extend(block.keys.iter().map(|k| k + base));
+        self.writer
+            .write_all(&block.bytes)
+            .map_err(|e| temp_error("write", e))?;
+        self.written += block.bytes.len() as u64;
+        Ok(self.memory() <= self.budget)
+    }
+
+    /// Bytes the tables take now.
+    fn memory(&self) -> usize {
+        (self.keys.len() + self.offsets.len()) * std::mem::size_of::<u64>()
+    }
+
+    /// Sorts the keys, drops repeated keys (the first entry wins) and opens the index
+    /// for lookups.
+    pub fn finish(mut self) -> Result<PasswordIndex> {
+        self.offsets.push(self.written);
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| temp_error("write", e.into_error()))?;
+        self.keys.sort_unstable();
+        let entries = self.offsets.len() as u64 - 1;
+        let mut index = PasswordIndex {
+            keys: self.keys,
+            dir: Vec::new(),
+            offsets: self.offsets,
+            file,
+            hasher: self.hasher,
+            used: (0..entries.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            entries,
+            duplicate_keys: 0,
+        };
+        index.drop_repeated_keys()?;
+        index.build_directory();
+        Ok(index)
+    }
+}
+
+fn temp_error(action: &'static str, e: std::io::Error) -> Error {
+    Error::io(action, "(password-hash index temp file)", e)
+}
+
+/// Password-hash entries indexed by id and e-mail. See the [module docs](self).
+pub struct PasswordIndex {
+    /// Sorted `(fingerprint << 32) | kind bit | ordinal`, one key of one entry each.
+    keys: Vec<u64>,
+    /// `dir[b]`: the first position in `keys` whose fingerprint's top bits are `>= b`.
+    dir: Vec<u32>,
+    /// Where each entry starts in `file`, by ordinal, then the end of the file.
+    offsets: Vec<u64>,
+    file: File,
+    hasher: KeyHasher,
+    /// One bit per entry: used by some user.
+    used: Vec<AtomicU64>,
+    entries: u64,
+    duplicate_keys: u64,
+}
+
+impl fmt::Debug for PasswordIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordIndex")
+            .field("entries", &self.entries)
+            .field("keys", &self.keys.len())
+            .field("duplicate_keys", &self.duplicate_keys)
+            .finish()
+    }
+}
+
+/// One entry read back from the temp file.
+struct EntryRef<'a> {
+    id: &'a str,
+    email: &'a str,
+    hash: &'a str,
+}
+
+impl EntryRef<'_> {
+    fn key(&self, email: bool) -> &str {
+        if email { self.email } else { self.id }
+    }
+}
+
+fn parse_entry(bytes: &[u8]) -> Option<EntryRef<'_>> {
+    let mut rest = bytes;
+    let mut next = || -> Option<&str> {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        let (s, tail) = tail.split_at_checked(len)?;
+        rest = tail;
+        std::str::from_utf8(s).ok()
+    };
+    Some(EntryRef {
+        id: next()?,
+        email: next()?,
+        hash: next()?,
+    })
+}
+
+impl PasswordIndex {
+    /// Hash entries indexed (including those without a usable key).
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Keys dropped because an earlier entry had the same one.
+    pub fn duplicate_keys(&self) -> u64 {
+        self.duplicate_keys
+    }
+
+    /// Bytes the in-memory tables take.
+    pub fn memory(&self) -> usize {
+        self.keys.len() * 8 + self.offsets.len() * 8 + self.dir.len() * 4 + self.used.len() * 8
+    }
+
+    /// Reads entry `ordinal` into `buf` and calls `f` with it.
+    fn with_entry<T>(&self, ordinal: u64, f: impl FnOnce(EntryRef<'_>) -> T) -> Result<T> {
+        let i = ordinal as usize;
+        let (start, end) = match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(s), Some(e)) => (*s, *e),
+            _ => return Err(corrupt()),
+        };
+        let len = (end - start) as usize;
+        let mut stack = [0u8; STACK_RECORD];
+        let mut heap = Vec::new();
+        let buf = if len <= STACK_RECORD {
+            &mut stack[..len]
+        } else {
+            heap.resize(len, 0);
+            &mut heap[..]
+        };
+        read_exact_at(&self.file, buf, start).map_err(|e| temp_error("read", e))?;
+        parse_entry(buf).map(f).ok_or_else(corrupt)
+    }
+
+    /// The positions in `keys` of the keys with this fingerprint and kind.
+    fn candidates(&self, email: bool, fp: u64) -> impl Iterator<Item = u64> + '_ {
+        let b = (fp >> (32 - DIR_BITS)) as usize;
+        let lo = self.dir.get(b).copied().unwrap_or(0) as usize;
+        let hi = self.dir.get(b + 1).copied().unwrap_or(0) as usize;
+        let slice = self.keys.get(lo..hi).unwrap_or(&[]);
+        let want = (fp << 32) | if email { EMAIL_BIT } else { 0 };
+        let first = slice.partition_point(|k| *k < want);
+        slice[first..]
+            .iter()
+            .take_while(move |k| (**k & !MAX_ORDINAL) == want)
+            .map(|k| *k & MAX_ORDINAL)
+    }
+
+    /// The first entry whose key of this kind is `key`, and its hash.
+    fn find(&self, email: bool, key: &str) -> Result<Option<(u64, Secret)>> {
+        let fp = self.hasher.fingerprint(email, key);
+        for ordinal in self.candidates(email, fp) {
+            let hash = self.with_entry(ordinal, |e| {
+                (e.key(email) == key).then(|| Secret::new(e.hash.to_owned()))
+            })?;
+            if let Some(hash) = hash {
+                return Ok(Some((ordinal, hash)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Attaches the matching hash to `user`, exactly as
+    /// [`join_passwords`](super::join_passwords) does: by `source_id` first, then by
+    /// lower-cased e-mail; a user that already has a password keeps it. Counts into
+    /// `stats` (users, by_id, by_email, kept_password); [`PasswordIndex::finish_stats`]
+    /// completes them.
+    pub fn attach(&self, user: &mut UserRecord, stats: &mut JoinStats) -> Result<()> {
+        if user.password.is_some() {
+            stats.users += 1;
+            stats.kept_password += 1;
+            return Ok(());
+        }
+        if let Some(hash) = self.lookup(id_key(user), user.email.as_deref(), stats)? {
+            user.password = Some(PasswordHash::bcrypt(hash));
+        }
+        Ok(())
+    }
+
+    /// The hash for a user without a password, given its id and e-mail as they
+    /// appear in the user file (the e-mail is lower-cased here; empty keys match
+    /// nothing). Counts like [`PasswordIndex::attach`].
+    pub fn lookup(
+        &self,
+        id: Option<&str>,
+        email: Option<&str>,
+        stats: &mut JoinStats,
+    ) -> Result<Option<Secret>> {
+        stats.users += 1;
+        let mut hit = match id.filter(|s| !s.is_empty()) {
+            Some(id) => self.find(false, id)?.map(|h| (h, false)),
+            None => None,
+        };
+        if hit.is_none()
+            && let Some(key) = email.and_then(email_key)
+        {
+            hit = self.find(true, &key)?.map(|h| (h, true));
+        }
+        let Some(((ordinal, hash), by_email)) = hit else {
+            return Ok(None);
+        };
+        if let Some(word) = self.used.get((ordinal / 64) as usize) {
+            word.fetch_or(1 << (ordinal % 64), Ordering::Relaxed);
+        }
+        if by_email {
+            stats.by_email += 1;
+        } else {
+            stats.by_id += 1;
+        }
+        Ok(Some(hash))
+    }
+
+    /// Fills in the counts only the index knows (hashes, unused hashes, repeated keys)
+    /// and the unmatched users, once every user went through [`PasswordIndex::attach`].
+    pub fn finish_stats(&self, stats: &mut JoinStats) {
+        let used: u64 = self
+            .used
+            .iter()
+            .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
+            .sum();
+        stats.hashes = self.entries;
+        stats.unused_hashes = self.entries - used;
+        stats.duplicate_keys = self.duplicate_keys;
+        stats.unmatched_users = stats
+            .users
+            .saturating_sub(stats.kept_password + stats.by_id + stats.by_email);
+        stats.partitions = 0;
+    }
+
+    /// Removes keys that repeat an earlier entry's key of the same kind. Keys are
+    /// sorted, so equal keys share a run of equal fingerprint and kind, ordinals
+    /// ascending; within a run the real keys are read back and compared.
+    fn drop_repeated_keys(&mut self) -> Result<()> {
+        let mut dropped = 0u64;
+        let (mut read, mut write) = (0usize, 0usize);
+        let mut seen = HashSet::new();
+        while read < self.keys.len() {
+            let head = self.keys[read] & !MAX_ORDINAL;
+            let mut end = read + 1;
+            while end < self.keys.len() && self.keys[end] & !MAX_ORDINAL == head {
+                end += 1;
+            }
+            let email = head & EMAIL_BIT != 0;
+            seen.clear();
+            for k in read..end {
+                let key = self.keys[k];
+                // A lone fingerprint needs no read: its key cannot repeat.
+                let first = end - read == 1
+                    || seen.insert(
+                        self.with_entry(key & MAX_ORDINAL, |e| e.key(email).to_owned())?,
+                    );
+                if first {
+                    self.keys[write] = key;
+                    write += 1;
+                } else {
+                    dropped += 1;
+                }
+            }
+            read = end;
+        }
+        self.keys.truncate(write);
+        self.duplicate_keys = dropped;
+        Ok(())
+    }
+
+    fn build_directory(&mut self) {
+        let buckets = 1usize << DIR_BITS;
+        let mut dir = Vec::with_capacity(buckets + 1);
+        let mut pos = 0usize;
+        for b in 0..buckets as u64 {
+            while pos < self.keys.len() && (self.keys[pos] >> (64 - DIR_BITS)) < b {
+                pos += 1;
+            }
+            dir.push(pos as u32);
+        }
+        dir.push(self.keys.len() as u32);
+        self.dir = dir;
+    }
+}
+
+fn corrupt() -> Error {
+    temp_error(
+        "read",
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "an entry could not be read back",
+        ),
+    )
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DEFAULT_MEMORY_BUDGET, join_passwords};
+    use super::*;
+    use crate::driver::InputRecord;
+
+    fn hash_of(n: u64) -> Secret {
+        Secret::new(format!("$2b$10${n:053}"))
+    }
+
+    fn build(entries: &[HashEntry], mask: u64, block: usize) -> PasswordIndex {
+        let mut b = IndexBuilder::new(&JoinOptions::default(), entries.len()).unwrap();
+        b.hasher.mask = mask;
+        for chunk in entries.chunks(block.max(1)) {
+            let encoded = EncodedBlock::new(b.hasher(), chunk.iter().cloned());
+            assert!(b.push(encoded).unwrap());
+        }
+        b.finish().unwrap()
+    }
+
+    /// A small deterministic generator (xorshift), enough to mix keys.
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// Users and entries drawn from a small key space, so ids and e-mails repeat,
+    /// differ only in case, go missing or are empty.
+    fn data(seed: u64, n: usize) -> (Vec<UserRecord>, Vec<HashEntry>) {
+        let mut r = Rng(seed | 1);
+        let id = |r: &mut Rng| match r.below(10) {
+            0 => None,
+            1 => Some(String::new()),
+            _ => Some(format!("auth0|{}", r.below(n as u64))),
+        };
+        let email = |r: &mut Rng| match r.below(10) {
+            0 => None,
+            1 => Some(String::new()),
+            2 => Some(format!("User{}@Example.COM", r.below(n as u64))),
+            3 => Some(format!("ÉLODIE{}@example.com", r.below(n as u64))),
+            _ => Some(format!("user{}@example.com", r.below(n as u64))),
+        };
+        let users = (0..n)
+            .map(|i| {
+                let mut u = UserRecord {
+                    source_id: id(&mut r),
+                    email: email(&mut r),
+                    ..UserRecord::default()
+                };
+                if i % 17 == 0 {
+                    u.password = Some(PasswordHash::bcrypt(hash_of(1_000_000 + i as u64)));
+                }
+                u
+            })
+            .collect();
+        let entries = (0..n)
+            .map(|i| HashEntry {
+                id: id(&mut r),
+                email: email(&mut r),
+                hash: hash_of(i as u64),
+            })
+            .collect();
+        (users, entries)
+    }
+
+    fn reference(users: &[UserRecord], entries: &[HashEntry]) -> (Vec<UserRecord>, JoinStats) {
+        let input = users.iter().enumerate().map(|(i, u)| InputRecord {
+            index: i as u64,
+            record: Ok(u.clone()),
+        });
+        let hashes = entries.iter().cloned().map(Ok::<_, Error>);
+        let mut join = join_passwords(input, hashes, JoinOptions::default()).unwrap();
+        let out = join.by_ref().map(|r| r.record.unwrap()).collect();
+        (out, join.finish().unwrap())
+    }
+
+    #[test]
+    fn agrees_with_join_passwords_even_when_every_fingerprint_collides() {
+        for (seed, mask) in [(7, u64::from(u32::MAX)), (11, 0b111), (13, 0)] {
+            let (users, entries) = data(seed, 400);
+            let (expected, expected_stats) = reference(&users, &entries);
+            let index = build(&entries, mask, 37);
+            let mut stats = JoinStats::default();
+            let got: Vec<UserRecord> = users
+                .iter()
+                .cloned()
+                .map(|mut u| {
+                    index.attach(&mut u, &mut stats).unwrap();
+                    u
+                })
+                .collect();
+            index.finish_stats(&mut stats);
+            assert_eq!(got, expected, "seed {seed}, mask {mask:#x}");
+            assert_eq!(stats, expected_stats, "seed {seed}, mask {mask:#x}");
+            assert!(stats.by_id > 0 && stats.by_email > 0 && stats.duplicate_keys > 0);
+        }
+    }
+
+    #[test]
+    fn first_entry_wins_and_emails_match_case_insensitively() {
+        let entries = vec![
+            HashEntry {
+                id: Some("auth0|a".into()),
+                email: Some("Ada@Example.com".into()),
+                hash: hash_of(1),
+            },
+            HashEntry {
+                id: Some("auth0|a".into()),
+                email: Some("ada@example.COM".into()),
+                hash: hash_of(2),
+            },
+        ];
+        let index = build(&entries, u64::from(u32::MAX), 1);
+        assert_eq!(index.duplicate_keys(), 2);
+        let mut stats = JoinStats::default();
+        let mut by_email = UserRecord {
+            source_id: Some("auth0|other".into()),
+            email: Some("ADA@example.com".into()),
+            ..UserRecord::default()
+        };
+        index.attach(&mut by_email, &mut stats).unwrap();
+        let mut nobody = UserRecord {
+            source_id: Some("auth0|b".into()),
+            ..UserRecord::default()
+        };
+        index.attach(&mut nobody, &mut stats).unwrap();
+        index.finish_stats(&mut stats);
+        let got = by_email.password.as_ref().and_then(|p| p.as_plain_bcrypt());
+        assert_eq!(got.map(Secret::expose), Some(hash_of(1).expose()));
+        assert!(nobody.password.is_none());
+        assert_eq!(
+            (stats.by_email, stats.by_id, stats.unmatched_users),
+            (1, 0, 1)
+        );
+        assert_eq!((stats.hashes, stats.unused_hashes), (2, 1));
+    }
+
+    #[test]
+    fn says_when_the_budget_is_outgrown() {
+        let (_, entries) = data(3, 1000);
+        let options = JoinOptions {
+            temp_dir: None,
+            memory_budget: 100 * INDEX_BYTES_PER_ENTRY,
+        };
+        let mut b = IndexBuilder::new(&options, 0).unwrap();
+        let mut fits = Vec::new();
+        for chunk in entries.chunks(50) {
+            fits.push(
+                b.push(EncodedBlock::new(b.hasher(), chunk.iter().cloned()))
+                    .unwrap(),
+            );
+        }
+        assert_eq!(fits.iter().filter(|f| **f).count(), 2, "{fits:?}");
+        assert!(!fits[2]);
+        let _ = DEFAULT_MEMORY_BUDGET;
+    }
+
+    #[test]
+    fn debug_shows_no_hash() {
+        let entries = vec![HashEntry {
+            id: Some("auth0|a".into()),
+            email: None,
+            hash: hash_of(42),
+        }];
+        let b = IndexBuilder::new(&JoinOptions::default(), 1).unwrap();
+        let block = EncodedBlock::new(b.hasher(), entries.clone());
+        let index = build(&entries, u64::from(u32::MAX), 1);
+        for text in [format!("{block:?}"), format!("{b:?}"), format!("{index:?}")] {
+            assert!(!text.contains("$2b$"), "{text}");
+        }
+    }
+}
