@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod input;
 mod output;
+mod pipeline;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -242,3 +242,192 @@ fn a_password_hash_export_is_refused_once_as_a_user_file() {
         assert!(err.contains("--password-hashes"), "{err}");
     }
 }
+
+/// `n` Auth0 export lines and a password-hash export for most of them: by id, by
+/// e-mail in another case (an `alt_id` that matches no user), and none at all. Lines
+/// listed in `broken` are not JSON (their hash lines are still written).
+fn synthetic_export(dir: &std::path::Path, n: usize, broken: &[usize]) -> (PathBuf, PathBuf) {
+    let (users, hashes) = (dir.join("users.ndjson"), dir.join("hashes.ndjson"));
+    let (mut u, mut h) = (String::new(), Vec::new());
+    for i in 0..n {
+        if broken.contains(&i) {
+            u.push_str("{\"user_id\": \"auth0|broken\", \n");
+        } else {
+            u.push_str(&format!(
+            r#"{{"user_id":"auth0|{i:024x}","email":"user.{i}@example.com","email_verified":true,"name":"User {i}","nickname":"u{i}","identities":[{{"connection":"Username-Password-Authentication","provider":"auth0","user_id":"{i:024x}","isSocial":false}}],"logins_count":{i},"user_metadata":{{"plan":"p{}"}}}}"#,
+            i % 3
+            ));
+            u.push('\n');
+        }
+        let hash = format!("$2b$10${:053}", i);
+        match i % 10 {
+            0 => {} // no hash: unmatched
+            1 => h.push(format!(
+                r#"{{"_id":{{"$oid":"ffff{i:020x}"}},"alt_id":"other{i}","email":"USER.{i}@Example.COM","passwordHash":"{hash}"}}"#
+            )),
+            _ => h.push(format!(
+                r#"{{"_id":{{"$oid":"{i:024x}"}},"email":"user.{i}@example.com","passwordHash":"{hash}"}}"#
+            )),
+        }
+    }
+    // Shuffle the hash file deterministically: the join must not rely on order.
+    h.reverse();
+    let half = h.len() / 2;
+    h.rotate_left(half);
+    std::fs::write(&users, u).unwrap();
+    std::fs::write(&hashes, h.join("\n") + "\n").unwrap();
+    (users, hashes)
+}
+
+fn convert_with_budget(
+    users: &std::path::Path,
+    hashes: &std::path::Path,
+    out: &std::path::Path,
+    report: &std::path::Path,
+    budget: Option<&str>,
+) -> (Output, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authmigrate"));
+    cmd.args([
+        "convert",
+        "--to",
+        "authgear",
+        users.to_str().unwrap(),
+        "--password-hashes",
+        hashes.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .env_remove("RUST_LOG")
+    .env_remove("AUTHMIGRATE_JOIN_MEMORY");
+    if let Some(b) = budget {
+        cmd.env("AUTHMIGRATE_JOIN_MEMORY", b);
+    }
+    let o = cmd.output().unwrap();
+    let r: Value = serde_json::from_slice(&std::fs::read(report).unwrap()).unwrap();
+    (o, r)
+}
+
+#[test]
+fn the_in_memory_index_and_the_spilling_join_give_the_same_file_across_many_chunks() {
+    // 8,000 lines of ~330 bytes: several 1 MiB chunks, so record indexes and line
+    // numbers must be carried across chunk boundaries.
+    let n = 8_000;
+    let broken = [0, 1_777, 7_999];
+    let dir = tempfile::tempdir().unwrap();
+    let (users, hashes) = synthetic_export(dir.path(), n, &broken);
+    assert!(std::fs::metadata(&users).unwrap().len() > 2_500_000);
+    let mut outputs = Vec::new();
+    for budget in [None, Some("1")] {
+        let out = dir.path().join(format!("out-{budget:?}.ndjson"));
+        let report = dir.path().join(format!("report-{budget:?}.json"));
+        let (o, r) = convert_with_budget(&users, &hashes, &out, &report, budget);
+        assert_eq!(o.status.code(), Some(1), "three broken lines: {}", text(&o));
+        let s = &r["summary"];
+        assert_eq!(
+            (
+                s["total"].as_u64(),
+                s["converted"].as_u64(),
+                s["failed"].as_u64()
+            ),
+            (Some(8_000), Some(7_997), Some(3))
+        );
+        let p = &s["passwords"];
+        // Users 0..8000 minus the broken ones; i%10==0 have no hash, i%10==1 match by e-mail only.
+        let users_ok: Vec<usize> = (0..n).filter(|i| !broken.contains(i)).collect();
+        let by_email = users_ok.iter().filter(|i| *i % 10 == 1).count() as u64;
+        let unmatched = users_ok.iter().filter(|i| *i % 10 == 0).count() as u64;
+        assert_eq!(p["by_email"].as_u64(), Some(by_email), "{budget:?}: {p}");
+        assert_eq!(
+            p["unmatched_users"].as_u64(),
+            Some(unmatched),
+            "{budget:?}: {p}"
+        );
+        assert_eq!(
+            p["by_id"].as_u64(),
+            Some(users_ok.len() as u64 - by_email - unmatched),
+            "{budget:?}: {p}"
+        );
+        // Hash lines of the broken users (1777 and 7999: by id) are left unused.
+        assert_eq!(p["unused_hashes"].as_u64(), Some(2), "{budget:?}: {p}");
+        let failed: Vec<(u64, String)> = r["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["outcome"] == "failed")
+            .map(|x| {
+                (
+                    x["index"].as_u64().unwrap(),
+                    x["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(failed.len(), 3, "{failed:?}");
+        for ((index, message), line) in failed.iter().zip([1u64, 1_778, 8_000]) {
+            assert_eq!(*index, line - 1);
+            assert!(
+                message.starts_with(&format!("line {line}: invalid JSON")),
+                "{message}"
+            );
+        }
+        let converted = r["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["outcome"] == "converted")
+            .unwrap();
+        assert_eq!(converted["index"], 1, "the first good record");
+        assert_eq!(converted["email"], "user.1@example.com");
+        outputs.push(std::fs::read(&out).unwrap());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains("users matched by id"), "{stderr}");
+    }
+    assert!(outputs[0] == outputs[1], "both joins write the same bytes");
+    let records: Vec<Value> = String::from_utf8(outputs[0].clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 7_997);
+    // Input order, hashes attached to the right users.
+    assert_eq!(records[0]["email"], "user.1@example.com");
+    assert_eq!(
+        records[0]["password"]["password_hash"],
+        format!("$2b$10${:053}", 1)
+    );
+    assert_eq!(records[1]["email"], "user.2@example.com");
+    assert_eq!(
+        records[1]["password"]["password_hash"],
+        format!("$2b$10${:053}", 2)
+    );
+    let user_10 = records
+        .iter()
+        .find(|r| r["email"] == "user.10@example.com")
+        .unwrap();
+    assert!(
+        user_10.get("password").is_none(),
+        "no hash line for user 10"
+    );
+}
+
+#[test]
+fn a_json_array_input_is_joined_through_the_index_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (users, hashes) = synthetic_export(dir.path(), 30, &[]);
+    let array = dir.path().join("users.json");
+    let items: Vec<Value> = lines(&users);
+    std::fs::write(&array, serde_json::to_vec(&items).unwrap()).unwrap();
+    let out = dir.path().join("out.ndjson");
+    let report = dir.path().join("report.json");
+    let (o, r) = convert_with_budget(&array, &hashes, &out, &report, None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(r["summary"]["passwords"]["by_id"], 24);
+    assert_eq!(r["summary"]["passwords"]["by_email"], 3);
+    let records = lines(&out);
+    assert_eq!(records.len(), 30);
+    assert_eq!(
+        records[13]["password"]["password_hash"],
+        format!("$2b$10${:053}", 13)
+    );
+}

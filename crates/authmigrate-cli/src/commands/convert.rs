@@ -8,10 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use authmigrate_core::backend::RecordFailure;
+use std::ops::ControlFlow;
+
+use authmigrate_core::UserRecord;
+use authmigrate_core::backend::{Encoded, RecordFailure};
 use authmigrate_core::driver::InputRecord;
-use authmigrate_core::io::ReaderStatus;
-use authmigrate_core::io::{JsonArrayWriter, NdjsonWriter, OutputWriter, create_output};
+use authmigrate_core::io::{
+    InputFormat, JsonArrayWriter, NdjsonWriter, OutputWriter, ReaderStatus, create_output,
+};
+use authmigrate_core::join::{JoinStats, PasswordIndex, PasswordJoin};
 use serde_json::json;
 
 use super::map::Mapper;
@@ -19,13 +24,7 @@ use crate::Status;
 use crate::cli::{ConvertArgs, ConvertTarget};
 use crate::input::{Inputs, PAR_BLOCK, Records};
 use crate::output::Output;
-
-/// One converted record: index, e-mail, and its JSON with warnings or why it failed.
-type Converted = (
-    u64,
-    Option<String>,
-    Result<(Vec<u8>, Vec<String>), RecordFailure>,
-);
+use crate::pipeline::{TextChunk, TextChunks};
 
 /// How `OUT` is written, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,43 +89,218 @@ impl Tally {
 const MAX_DISTINCT_WARNINGS: usize = 256;
 
 impl Tally {
-    fn count(&mut self, warning: &str) {
-        if let Some(n) = self.left_out.get_mut(warning) {
-            *n += 1;
+    /// Counts `n` records with `warning`.
+    fn count(&mut self, warning: &str, n: u64) {
+        if let Some(c) = self.left_out.get_mut(warning) {
+            *c += n;
         } else if self.left_out.len() < MAX_DISTINCT_WARNINGS {
-            self.left_out.insert(warning.to_owned(), 1);
+            self.left_out.insert(warning.to_owned(), n);
         } else {
             *self
                 .left_out
                 .entry("other warnings (see the report)".to_owned())
-                .or_default() += 1;
+                .or_default() += n;
+        }
+    }
+
+    /// Adds the warnings another tally counted.
+    fn merge(&mut self, other: Tally) {
+        for (warning, n) in &other.left_out {
+            self.count(warning, *n);
         }
     }
 }
 
-pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
-    use rayon::prelude::*;
+/// One unit of work: a chunk of NDJSON text, or a block of records already read.
+enum Job {
+    Text(TextChunk),
+    Records(Vec<InputRecord>),
+}
 
-    let mapper = Mapper::new(args.to, &args.map)?;
-    let layout = layout(args.to, &args.out)?;
-    // NDJSON inputs are parsed on every core; other layouts stream through the reader.
-    let (inputs, readers): (Records, Vec<ReaderStatus>) =
-        match crate::input::parallel_ndjson(&args.input)? {
-            Some((records, status)) => (records, vec![status]),
-            None => {
-                let inputs = Inputs::new(vec![args.input.clone()]);
-                let readers = inputs.error_handles();
-                (Box::new(inputs), readers)
+/// Where the records come from.
+enum Feed {
+    /// NDJSON, read in chunks and parsed on every core.
+    Text(TextChunks),
+    /// Any other layout (or standard input), read record by record.
+    Records(Records),
+    /// Records through the spilling password join.
+    Joined(Box<PasswordJoin<Records>>),
+}
+
+impl Feed {
+    fn next_job(&mut self) -> anyhow::Result<Option<Job>> {
+        let block: Vec<InputRecord> = match self {
+            Self::Text(chunks) => return Ok(chunks.next_chunk()?.map(Job::Text)),
+            Self::Records(r) => r.by_ref().take(PAR_BLOCK).collect(),
+            Self::Joined(j) => j.by_ref().take(PAR_BLOCK).collect(),
+        };
+        Ok((!block.is_empty()).then_some(Job::Records(block)))
+    }
+}
+
+/// What a worker needs to convert records.
+struct Ctx<'a> {
+    format: InputFormat,
+    mapper: &'a Mapper,
+    index: Option<&'a PasswordIndex>,
+    /// Keep each record's e-mail and warnings (for `--report` and `--json`).
+    detail: bool,
+}
+
+/// One record's outcome; `index` is relative to the job unless the job said otherwise.
+struct Done {
+    index: u64,
+    email: Option<String>,
+    /// The end of its JSON in the job's buffer (a `\n` follows), and its warnings.
+    outcome: Result<(usize, Vec<String>), RecordFailure>,
+}
+
+/// A converted job: the records' JSON back to back, one a line, and their outcomes.
+#[derive(Default)]
+struct JobOut {
+    buf: Vec<u8>,
+    done: Vec<Done>,
+    /// `Done::index` is the record's own index (record blocks), not relative.
+    absolute: bool,
+    tally: Tally,
+    join: JoinStats,
+}
+
+impl Ctx<'_> {
+    fn run(&self, job: Job) -> anyhow::Result<JobOut> {
+        let mut out = JobOut::default();
+        match job {
+            Job::Records(block) => {
+                out.absolute = true;
+                for InputRecord { index, record } in block {
+                    self.one(index, record, &mut out)?;
+                }
+            }
+            Job::Text(chunk) => {
+                let mut index = 0u64;
+                if chunk.too_long {
+                    let reason = format!(
+                        "line {}: longer than {} bytes: skipped",
+                        chunk.first_line,
+                        crate::pipeline::MAX_LINE_BYTES
+                    );
+                    self.one(
+                        index,
+                        Err(RecordFailure::new("INVALID_RECORD", reason)),
+                        &mut out,
+                    )?;
+                    index += 1;
+                }
+                for (line, bytes) in chunk.lines() {
+                    let record = match std::str::from_utf8(bytes) {
+                        Ok(text) if text.trim().is_empty() => continue,
+                        Ok(text) => crate::input::parse_line(self.format, line, text),
+                        Err(_) => Err(RecordFailure::new(
+                            "INVALID_RECORD",
+                            format!("line {line}: not valid UTF-8"),
+                        )),
+                    };
+                    self.one(index, record, &mut out)?;
+                    index += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn one(
+        &self,
+        index: u64,
+        record: Result<UserRecord, RecordFailure>,
+        out: &mut JobOut,
+    ) -> anyhow::Result<()> {
+        let (email, encoded) = match record {
+            Err(failure) => (None, Err(failure)),
+            Ok(mut user) => {
+                if let Some(ix) = self.index {
+                    ix.attach(&mut user, &mut out.join)?;
+                }
+                let encoded = self.mapper.encode(&user);
+                let email = if self.detail || encoded.is_err() {
+                    user.email.take()
+                } else {
+                    None
+                };
+                (email, encoded)
             }
         };
-    let mut records: Records = match &args.password_hashes {
-        Some(path) => Box::new(super::hashes::join(inputs, path, out)?),
-        None => inputs,
+        let outcome = encoded.map(|Encoded { json, warnings }| {
+            out.buf.extend_from_slice(&json);
+            let end = out.buf.len();
+            out.buf.push(b'\n');
+            for w in &warnings {
+                out.tally.count(w, 1);
+            }
+            (end, if self.detail { warnings } else { Vec::new() })
+        });
+        out.done.push(Done {
+            index,
+            email,
+            outcome,
+        });
+        Ok(())
+    }
+}
+
+pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
+    let mapper = Mapper::new(args.to, &args.map)?;
+    let layout = layout(args.to, &args.out)?;
+    let index = match &args.password_hashes {
+        Some(path) => super::hashes::index(path, out)?,
+        None => None,
+    };
+    let spill_join = args.password_hashes.is_some() && index.is_none();
+    let stdin = args.input.as_os_str() == "-";
+    let format = if stdin {
+        None
+    } else {
+        Some(authmigrate_core::io::detect_format(&args.input)?)
+    };
+    if let Some(format) = format {
+        crate::input::refuse_password_export(format, &args.input)?;
+    }
+    // NDJSON is read in chunks and parsed on every core; other layouts stream through
+    // the record reader. The spilling join needs the records in order, as an iterator.
+    let mut readers: Vec<ReaderStatus> = Vec::new();
+    let mut feed = match format {
+        Some(format) if format.is_ndjson() && !spill_join => {
+            Feed::Text(TextChunks::open(&args.input)?)
+        }
+        _ => {
+            let records: Records = match crate::input::parallel_ndjson(&args.input)? {
+                Some((records, status)) => {
+                    readers.push(status);
+                    records
+                }
+                None => {
+                    let inputs = Inputs::new(vec![args.input.clone()]);
+                    readers = inputs.error_handles();
+                    Box::new(inputs)
+                }
+            };
+            match &args.password_hashes {
+                Some(path) if spill_join => {
+                    Feed::Joined(Box::new(super::hashes::join(records, path, out)?))
+                }
+                _ => Feed::Records(records),
+            }
+        }
+    };
+    let ctx = Ctx {
+        format: format.unwrap_or(InputFormat::Neutral),
+        mapper: &mapper,
+        index: index.as_ref(),
+        detail: args.report.is_some() || out.json(),
     };
 
     // Written next to OUT and renamed when complete: a failed run leaves no half file.
     let partial = partial_path(&args.out);
-    let result = (|| -> anyhow::Result<Tally> {
+    let result = (|| -> anyhow::Result<(Tally, JoinStats)> {
         let sink = create_output(&partial, true)?;
         let mut writer = match (layout, &mapper) {
             (Layout::Lines, _) => Writer::Lines(NdjsonWriter::new(sink)),
@@ -143,93 +317,102 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
         };
         let bar = out.counter("converting");
         let mut tally = Tally::default();
-        let mut block: Vec<InputRecord> = Vec::with_capacity(PAR_BLOCK);
-        loop {
-            block.clear();
-            block.extend(records.by_ref().take(PAR_BLOCK));
-            if block.is_empty() {
-                break;
-            }
-            // Map and serialize on every core; write in input order.
-            let done: Vec<Converted> = block
-                .par_drain(..)
-                .map(|InputRecord { index, record }| {
-                    let email = record.as_ref().ok().and_then(|u| u.email.clone());
-                    let mapped = record.and_then(|user| mapper.map(&user)).and_then(|m| {
-                        serde_json::to_vec(&m.json)
-                            .map(|bytes| (bytes, m.warnings))
-                            .map_err(|e| RecordFailure::new("INVALID_RECORD", e.to_string()))
-                    });
-                    (index, email, mapped)
-                })
-                .collect();
-            for (index, email, mapped) in done {
-                tally.total += 1;
-                bar.inc(1);
-                match mapped {
-                    Ok((bytes, warnings)) => {
-                        match &mut writer {
-                            Writer::Lines(w) => w.get_mut().write_all(&bytes).and_then(|()| w.get_mut().write_all(b"\n")),
-                            Writer::Array(w) => {
-                                if let Layout::Document { limit } = layout
-                                    && w.len_with(bytes.len()) > limit
-                                {
-                                    return Err(crate::Hinted {
-                                        message: format!(
-                                            "`{}` would exceed the provider's upload limit of {limit} bytes at record {index}",
-                                            args.out.display()
-                                        ),
-                                        hint: "write `.ndjson` instead (any size), or import directly: \
-                                               `authmigrate import` splits uploads automatically"
-                                            .into(),
-                                    }
-                                    .into());
+        let mut join = JoinStats::default();
+        let write_err = || format!("cannot write `{}`", args.out.display());
+        crate::pipeline::ordered(
+            || feed.next_job(),
+            |job| ctx.run(job),
+            |job| {
+                let job = job?;
+                let base = tally.total;
+                match &mut writer {
+                    Writer::Lines(w) => w.get_mut().write_all(&job.buf).with_context(write_err)?,
+                    Writer::Array(w) => {
+                        let mut start = 0;
+                        for d in &job.done {
+                            let Ok((end, _)) = &d.outcome else { continue };
+                            let bytes = &job.buf[start..*end];
+                            start = end + 1;
+                            if let Layout::Document { limit } = layout
+                                && w.len_with(bytes.len()) > limit
+                            {
+                                let index = if job.absolute {
+                                    d.index
+                                } else {
+                                    base + d.index
+                                };
+                                return Err(crate::Hinted {
+                                    message: format!(
+                                        "`{}` would exceed the provider's upload limit of {limit} bytes at record {index}",
+                                        args.out.display()
+                                    ),
+                                    hint: "write `.ndjson` instead (any size), or import directly: \
+                                           `authmigrate import` splits uploads automatically"
+                                        .into(),
                                 }
-                                w.write_encoded(&bytes).map(|_| ())
+                                .into());
                             }
+                            w.write_encoded(bytes).with_context(write_err)?;
                         }
-                        .with_context(|| format!("cannot write `{}`", args.out.display()))?;
-                        tally.converted += 1;
-                        if !warnings.is_empty() {
-                            for w in &warnings {
-                                tally.count(w);
-                            }
-                            let line = json!({ "index": index, "email": email, "outcome": "converted", "warnings": warnings });
-                            if let Some(r) = &mut report {
-                                r.record(&line)?;
-                            }
-                            out.event("record", line);
-                        }
-                    }
-                    Err(failure) => {
-                        tally.failed += 1;
-                        let line = json!({ "index": index, "email": email, "outcome": "failed", "code": failure.code, "message": failure.message });
-                        if let Some(r) = &mut report {
-                            r.record(&line)?;
-                        }
-                        out.event("record", line);
-                        bar.suspend(|| out.say(format!("record {index}: failed: {failure}")));
                     }
                 }
-            }
-        }
+                tally.total += job.done.len() as u64;
+                bar.inc(job.done.len() as u64);
+                tally.merge(job.tally);
+                join.add(&job.join);
+                for d in job.done {
+                    let index = if job.absolute {
+                        d.index
+                    } else {
+                        base + d.index
+                    };
+                    let line = match d.outcome {
+                        Ok((_, warnings)) => {
+                            tally.converted += 1;
+                            if warnings.is_empty() {
+                                continue;
+                            }
+                            json!({ "index": index, "email": d.email, "outcome": "converted", "warnings": warnings })
+                        }
+                        Err(failure) => {
+                            tally.failed += 1;
+                            bar.suspend(|| out.say(format!("record {index}: failed: {failure}")));
+                            json!({ "index": index, "email": d.email, "outcome": "failed", "code": failure.code, "message": failure.message })
+                        }
+                    };
+                    if let Some(r) = &mut report {
+                        r.record(&line)?;
+                    }
+                    out.event("record", line);
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
         bar.finish_and_clear();
         if let Some(e) = readers.iter().find_map(|r| r.take_error()) {
             return Err(anyhow::Error::new(e).context("the input could not be read to its end"));
+        }
+        match std::mem::replace(&mut feed, Feed::Records(Box::new(std::iter::empty()))) {
+            Feed::Joined(j) => join = j.finish()?,
+            _ => {
+                if let Some(ix) = &index {
+                    ix.finish_stats(&mut join);
+                }
+            }
         }
         match writer {
             Writer::Lines(w) => w.finish(),
             Writer::Array(w) => w.finish(),
         }
-        .with_context(|| format!("cannot write `{}`", args.out.display()))?
+        .with_context(write_err)?
         .finish()?;
-        let summary = tally.summary();
+        let summary = summary(&tally, args.password_hashes.is_some().then_some(&join));
         if let Some(r) = report {
             r.finish(&summary)?;
         }
-        Ok(tally)
+        Ok((tally, join))
     })();
-    let tally = match result {
+    let (tally, join) = match result {
         Ok(t) => t,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
@@ -238,13 +421,26 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
     };
     std::fs::rename(&partial, &args.out)
         .with_context(|| format!("cannot write `{}`", args.out.display()))?;
-    out.event("summary", tally.summary());
+    let joined = args.password_hashes.is_some().then_some(&join);
+    out.event("summary", summary(&tally, joined));
     say_tally(out, &tally, &args.out);
+    if let Some(j) = joined {
+        super::hashes::say_stats(out, j);
+    }
     Ok(if tally.failed > 0 {
         Status::SomeFailed
     } else {
         Status::Ok
     })
+}
+
+/// The `summary` of a conversion, with the password join's counts when there was one.
+fn summary(tally: &Tally, join: Option<&JoinStats>) -> serde_json::Value {
+    let mut s = tally.summary();
+    if let (Some(j), Some(o)) = (join, s.as_object_mut()) {
+        o.insert("passwords".into(), super::hashes::stats_json(j));
+    }
+    s
 }
 
 /// `users.json.gz` → `users.partial.json.gz` (the layout and gzip still follow the name).

@@ -1,20 +1,38 @@
 //! Reading an Auth0 password-hash export and joining it to users (`--password-hashes`).
+//!
+//! Two ways, the same result: [`index`] keeps only the keys in memory (about 24 bytes
+//! an entry) and lets every core attach hashes while the users stream through once;
+//! when even that outgrows the memory budget, [`join`] runs the Grace hash join, which
+//! spills to disk and works for any size. See `docs/join.md`.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use authmigrate_core::driver::InputRecord;
-use authmigrate_core::join::{HashEntry, JoinOptions, PasswordJoin, join_passwords};
+use authmigrate_core::join::{
+    EncodedBlock, HashEntry, IndexBuilder, JoinOptions, JoinStats, PasswordIndex, PasswordJoin,
+    join_passwords,
+};
 
 use crate::input::{ParallelLines, parse_object};
 use crate::output::Output;
+use crate::pipeline::{self, TextChunks};
 
-/// Joins the hashes in `path` to `users` (by id, then by e-mail), in bounded memory.
-/// Unreadable hash lines are reported (line and reason, never the hash) and skipped.
-pub(crate) fn join<U: Iterator<Item = InputRecord>>(
-    users: U,
-    path: &Path,
-    out: &Output,
-) -> anyhow::Result<PasswordJoin<U>> {
+/// The join's options. `AUTHMIGRATE_JOIN_MEMORY` (bytes) overrides the memory budget
+/// of its tables (default 32 MiB; see `docs/join.md`).
+fn join_options() -> JoinOptions {
+    let mut options = JoinOptions::default();
+    if let Some(bytes) = std::env::var("AUTHMIGRATE_JOIN_MEMORY")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        options.memory_budget = bytes;
+    }
+    options
+}
+
+/// Refuses a file that is not an Auth0 password-hash export.
+fn check_format(path: &Path) -> anyhow::Result<()> {
     let format = authmigrate_core::io::detect_format(path)?;
     if format != authmigrate_core::io::InputFormat::Auth0PasswordExport {
         return Err(crate::Hinted {
@@ -27,32 +45,128 @@ pub(crate) fn join<U: Iterator<Item = InputRecord>>(
         }
         .into());
     }
-    // Parsed on every core, in file order; unreadable lines are reported (line and
-    // reason, never the hash) and skipped.
-    let entries = ParallelLines::open(path, |_, line, text| {
-        parse_object(line, text)
-            .and_then(|obj| {
-                authmigrate_auth0::format::from_password_export(obj)
-                    .map_err(|e| format!("line {line}: {e}"))
-            })
-            .map(|entry| HashEntry {
-                id: Some(entry.user_id),
-                email: entry.email,
-                hash: entry.hash,
-            })
-    })?;
-    let shown = path.display().to_string();
+    Ok(())
+}
+
+/// Reads one line of the hash export, or says why not (line and reason, never the hash).
+fn hash_line(line: u64, text: &str) -> Result<HashEntry, String> {
+    let entry = match authmigrate_auth0::format::password_entry_from_str(text) {
+        Some(entry) => entry,
+        None => parse_object(line, text).and_then(|obj| {
+            authmigrate_auth0::format::from_password_export(obj)
+                .map_err(|e| format!("line {line}: {e}"))
+        })?,
+    };
+    Ok(HashEntry {
+        id: Some(entry.user_id),
+        email: entry.email,
+        hash: entry.hash,
+    })
+}
+
+fn skipped(out: &Output, path: &Path, reason: &str) {
+    out.say(format!("warning: `{}`, {reason}: skipped", path.display()));
+}
+
+/// Indexes the hashes in `path` on every core. `None` when the index would outgrow
+/// the memory budget: use [`join`] then. Unreadable lines are reported and skipped.
+pub(crate) fn index(path: &Path, out: &Output) -> anyhow::Result<Option<PasswordIndex>> {
+    check_format(path)?;
+    // The shortest real line is about 100 bytes; unused capacity costs no memory.
+    let expected = std::fs::metadata(path).map_or(0, |m| m.len() / 100) as usize;
+    let mut builder = IndexBuilder::new(&join_options(), expected)?;
+    let hasher = builder.hasher().clone();
+    let mut chunks = TextChunks::open(path)?;
+    let mut fits = true;
+    pipeline::ordered(
+        || chunks.next_chunk(),
+        |chunk| {
+            let mut problems = Vec::new();
+            if chunk.too_long {
+                problems.push(format!(
+                    "line {}: longer than {} bytes",
+                    chunk.first_line,
+                    pipeline::MAX_LINE_BYTES
+                ));
+            }
+            let mut entries = Vec::new();
+            for (line, bytes) in chunk.lines() {
+                match std::str::from_utf8(bytes) {
+                    Ok(text) if text.trim().is_empty() => {}
+                    Ok(text) => match hash_line(line, text) {
+                        Ok(entry) => entries.push(entry),
+                        Err(reason) => problems.push(reason),
+                    },
+                    Err(_) => problems.push(format!("line {line}: not valid UTF-8")),
+                }
+            }
+            (EncodedBlock::new(&hasher, entries), problems)
+        },
+        |(block, problems)| {
+            for reason in &problems {
+                skipped(out, path, reason);
+            }
+            if builder.push(block)? {
+                Ok(ControlFlow::Continue(()))
+            } else {
+                fits = false;
+                Ok(ControlFlow::Break(()))
+            }
+        },
+    )?;
+    if !fits {
+        tracing::info!(
+            entries = builder.entries(),
+            "password-hash index outgrew its memory budget: using the spilling join"
+        );
+        return Ok(None);
+    }
+    Ok(Some(builder.finish()?))
+}
+
+/// Joins the hashes in `path` to `users` (by id, then by e-mail) with the Grace hash
+/// join, in bounded memory whatever the sizes. Unreadable hash lines are reported and
+/// skipped. Call [`PasswordJoin::finish`] after iterating.
+pub(crate) fn join<U: Iterator<Item = InputRecord>>(
+    users: U,
+    path: &Path,
+    out: &Output,
+) -> anyhow::Result<PasswordJoin<U>> {
+    check_format(path)?;
+    let entries = ParallelLines::open(path, |_, line, text| hash_line(line, text))?;
+    let shown = path.to_owned();
     let out = out.clone();
     let entries = entries.filter_map(move |parsed| match parsed {
         Ok(entry) => Some(entry),
         Err(reason) => {
-            out.say(format!("warning: `{shown}`, {reason}: skipped"));
+            skipped(&out, &shown, &reason);
             None
         }
     });
     Ok(join_passwords(
         users,
         entries.map(Ok::<_, authmigrate_core::Error>),
-        JoinOptions::default(),
+        join_options(),
     )?)
+}
+
+/// The join's counts for the summary.
+pub(crate) fn stats_json(s: &JoinStats) -> serde_json::Value {
+    serde_json::json!({
+        "hashes": s.hashes,
+        "by_id": s.by_id,
+        "by_email": s.by_email,
+        "kept_password": s.kept_password,
+        "unmatched_users": s.unmatched_users,
+        "unused_hashes": s.unused_hashes,
+        "duplicate_keys": s.duplicate_keys,
+    })
+}
+
+/// The join's counts in one human line.
+pub(crate) fn say_stats(out: &Output, s: &JoinStats) {
+    out.say(format!(
+        "password hashes: {} read; {} users matched by id, {} by e-mail, {} kept their own, {} without a hash; {} hashes unused",
+        s.hashes, s.by_id, s.by_email, s.kept_password, s.unmatched_users, s.unused_hashes
+    ));
 }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use authmigrate_auth0::format::Auth0MapOptions;
 use authmigrate_authgear::format::{AuthgearMapOptions, Identifier};
 use authmigrate_core::UserRecord;
-use authmigrate_core::backend::RecordFailure;
+use authmigrate_core::backend::{Encoded, RecordFailure};
 use authmigrate_core::format::Mapped;
 
 use crate::cli::{ConvertTarget, MapArgs};
@@ -36,6 +36,16 @@ impl Mapper {
             }),
             Self::Auth0(o) => authmigrate_auth0::format::to_bulk_user(user, o),
             Self::Authgear(o) => authmigrate_authgear::format::to_import_record(user, o),
+        }
+    }
+}
+
+impl Mapper {
+    /// The record's exact JSON bytes in the target's shape, with what was left out.
+    pub(crate) fn encode(&self, user: &UserRecord) -> Result<Encoded, RecordFailure> {
+        match self {
+            Self::Authgear(o) => authmigrate_authgear::format::encode_import_record(user, o),
+            _ => self.map(user)?.encode(),
         }
     }
 }
