@@ -176,8 +176,9 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     let t = Instant::now();
     let backend = Arc::new(AuthgearBackend::new(authgear).map_err(backend_error)?);
     let inputs = Inputs::new(vec![export_path.clone()]);
-    let readers = inputs.error_handles();
-    let joined = super::hashes::join(inputs, &hashes_path, out)?;
+    let mut readers = inputs.error_handles();
+    let joined = super::hashes::join_checked(inputs, &hashes_path, out)?;
+    readers.push(joined.status());
     let report = dir.join("authgear-import-report.json");
     let total = survey(std::slice::from_ref(&export_path))?.records;
     let status = import(

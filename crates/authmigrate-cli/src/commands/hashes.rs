@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use authmigrate_core::driver::InputRecord;
+use authmigrate_core::io::ReaderStatus;
 use authmigrate_core::join::{
     EncodedBlock, HashEntry, IndexBuilder, JoinOptions, JoinStats, PasswordIndex, PasswordJoin,
     join_passwords,
@@ -148,6 +149,48 @@ pub(crate) fn join<U: Iterator<Item = InputRecord>>(
         entries.map(Ok::<_, authmigrate_core::Error>),
         join_options(),
     )?)
+}
+
+/// A [`PasswordJoin`] for callers that only see an iterator (the import driver):
+/// when the join cannot finish (a temp file that cannot be read back), the error is
+/// put in [`Checked::status`] instead of the input silently ending early.
+pub(crate) struct Checked<U> {
+    join: Option<PasswordJoin<U>>,
+    status: ReaderStatus,
+}
+
+impl<U> Checked<U> {
+    /// Where the error of an unfinished join is reported: check it with the readers'.
+    pub(crate) fn status(&self) -> ReaderStatus {
+        self.status.clone()
+    }
+}
+
+impl<U: Iterator<Item = InputRecord>> Iterator for Checked<U> {
+    type Item = InputRecord;
+
+    fn next(&mut self) -> Option<InputRecord> {
+        let next = self.join.as_mut()?.next();
+        if next.is_none()
+            && let Some(join) = self.join.take()
+            && let Err(e) = join.finish()
+        {
+            self.status.set(e);
+        }
+        next
+    }
+}
+
+/// [`join`], wrapped in [`Checked`].
+pub(crate) fn join_checked<U: Iterator<Item = InputRecord>>(
+    users: U,
+    path: &Path,
+    out: &Output,
+) -> anyhow::Result<Checked<U>> {
+    Ok(Checked {
+        join: Some(join(users, path, out)?),
+        status: ReaderStatus::default(),
+    })
 }
 
 /// The join's counts for the summary.

@@ -85,9 +85,13 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
 
     let survey = survey(std::slice::from_ref(&export_path))?;
     let inputs = Inputs::new(vec![export_path.clone()]);
-    let readers = inputs.error_handles();
+    let mut readers = inputs.error_handles();
     let joined: Box<dyn Iterator<Item = InputRecord> + Send> = match &args.password_hashes {
-        Some(path) => Box::new(super::hashes::join(inputs, path, out)?),
+        Some(path) => {
+            let joined = super::hashes::join_checked(inputs, path, out)?;
+            readers.push(joined.status());
+            Box::new(joined)
+        }
         None => Box::new(inputs),
     };
     // Remember, in input order on disk, what the id map and the tickets need.
