@@ -11,6 +11,7 @@ mod commands;
 mod input;
 mod output;
 mod pipeline;
+mod transcode;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

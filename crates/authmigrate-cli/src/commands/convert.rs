@@ -3,6 +3,7 @@
 //! spills to disk), with every field the target cannot hold reported per record and
 //! counted in the summary.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use crate::cli::{ConvertArgs, ConvertTarget};
 use crate::input::{Inputs, PAR_BLOCK, Records};
 use crate::output::Output;
 use crate::pipeline::{TextChunk, TextChunks};
+use crate::transcode::Transcoder;
 
 /// How `OUT` is written, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +145,8 @@ struct Ctx<'a> {
     format: InputFormat,
     mapper: &'a Mapper,
     index: Option<&'a PasswordIndex>,
+    /// Auth0 export lines to Authgear without a `UserRecord`, when it applies.
+    transcoder: Option<Transcoder<'a>>,
     /// Keep each record's e-mail and warnings (for `--report` and `--json`).
     detail: bool,
 }
@@ -194,6 +198,10 @@ impl Ctx<'_> {
                 for (line, bytes) in chunk.lines() {
                     let record = match std::str::from_utf8(bytes) {
                         Ok(text) if text.trim().is_empty() => continue,
+                        Ok(text) if self.transcoded(index, text, &mut out)? => {
+                            index += 1;
+                            continue;
+                        }
                         Ok(text) => crate::input::parse_line(self.format, line, text),
                         Err(_) => Err(RecordFailure::new(
                             "INVALID_RECORD",
@@ -206,6 +214,34 @@ impl Ctx<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Converts one line through the [`Transcoder`], if there is one and the line has
+    /// the shape it handles; false: use the general path.
+    fn transcoded(&self, index: u64, text: &str, out: &mut JobOut) -> anyhow::Result<bool> {
+        let Some(t) = &self.transcoder else {
+            return Ok(false);
+        };
+        let (detail, tally) = (self.detail, &mut out.tally);
+        let mut warnings = Vec::new();
+        let mut warn = |w: &str| {
+            tally.count(w, 1);
+            if detail {
+                warnings.push(w.to_owned());
+            }
+        };
+        let Some(done) = t.transcode(text, self.index, &mut out.join, &mut out.buf, &mut warn)?
+        else {
+            return Ok(false);
+        };
+        let end = out.buf.len();
+        out.buf.push(b'\n');
+        out.done.push(Done {
+            index,
+            email: done.email.filter(|_| detail).map(Cow::into_owned),
+            outcome: Ok((end, warnings)),
+        });
+        Ok(true)
     }
 
     fn one(
@@ -295,6 +331,10 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
         format: format.unwrap_or(InputFormat::Neutral),
         mapper: &mapper,
         index: index.as_ref(),
+        transcoder: match (&mapper, format) {
+            (Mapper::Authgear(o), Some(InputFormat::Auth0Export)) => Transcoder::new(o),
+            _ => None,
+        },
         detail: args.report.is_some() || out.json(),
     };
 
