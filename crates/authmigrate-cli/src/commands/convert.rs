@@ -4,7 +4,7 @@
 //! counted in the summary.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -105,11 +105,39 @@ impl Tally {
         }
     }
 
-    /// Adds the warnings another tally counted.
-    fn merge(&mut self, other: Tally) {
-        for (warning, n) in &other.left_out {
+    /// Adds the warnings one job counted.
+    fn merge(&mut self, job: JobTally) {
+        for (warning, n) in &job.counts {
             self.count(warning, *n);
         }
+    }
+}
+
+/// The warnings of one job. The records of an input tend to carry the same warnings in
+/// the same order, so each warning is first looked for right after the last one found:
+/// one string comparison in the common case.
+#[derive(Default)]
+struct JobTally {
+    counts: Vec<(String, u64)>,
+    positions: HashMap<String, usize>,
+    next: usize,
+}
+
+impl JobTally {
+    fn count(&mut self, warning: &str) {
+        let at = match self.counts.get(self.next) {
+            Some((w, _)) if w == warning => self.next,
+            _ => match self.positions.get(warning) {
+                Some(&i) => i,
+                None => {
+                    self.positions.insert(warning.to_owned(), self.counts.len());
+                    self.counts.push((warning.to_owned(), 0));
+                    self.counts.len() - 1
+                }
+            },
+        };
+        self.counts[at].1 += 1;
+        self.next = at + 1;
     }
 }
 
@@ -166,7 +194,7 @@ struct JobOut {
     done: Vec<Done>,
     /// `Done::index` is the record's own index (record blocks), not relative.
     absolute: bool,
-    tally: Tally,
+    tally: JobTally,
     join: JoinStats,
 }
 
@@ -225,7 +253,7 @@ impl Ctx<'_> {
         let (detail, tally) = (self.detail, &mut out.tally);
         let mut warnings = Vec::new();
         let mut warn = |w: &str| {
-            tally.count(w, 1);
+            tally.count(w);
             if detail {
                 warnings.push(w.to_owned());
             }
@@ -270,7 +298,7 @@ impl Ctx<'_> {
             let end = out.buf.len();
             out.buf.push(b'\n');
             for w in &warnings {
-                out.tally.count(w, 1);
+                out.tally.count(w);
             }
             (end, if self.detail { warnings } else { Vec::new() })
         });

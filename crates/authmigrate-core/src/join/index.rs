@@ -1,10 +1,11 @@
 //! A compact, shareable index of a password-hash export: keys in memory, hashes on disk.
 //!
 //! [`PasswordIndex`] is what makes the common case of `convert --password-hashes` fast.
-//! It holds, per hash entry, 8 bytes per key (a 32-bit fingerprint of the key, a kind
-//! bit and a 31-bit ordinal) and an 8-byte file offset; the entries themselves (id,
-//! lower-cased e-mail, hash) sit in an anonymous `0600` temp file. A million entries
-//! take about 24 MB. Lookups take `&self`, so every core can attach hashes to its own
+//! It holds 8 bytes per key (a 32-bit fingerprint of the key, a kind bit and the
+//! entry's 31-bit position in the temp file, in 8-byte units), so 16 bytes per entry
+//! with an id and an e-mail; the entries themselves (id, lower-cased e-mail, hash) sit
+//! in an anonymous `0600` temp file. A million entries take about 16 MB, plus a
+//! directory of up to 4 MB. Lookups take `&self`, so every core can attach hashes to its own
 //! users while the input streams through once, in any order, with no user spill.
 //!
 //! Every candidate is verified against the entry's real key read back from the file,
@@ -27,19 +28,22 @@ use crate::error::{Error, Result};
 use crate::record::{PasswordHash, UserRecord};
 use crate::secret::Secret;
 
-/// Bytes of memory one indexed entry costs: two keys and an offset.
-pub const INDEX_BYTES_PER_ENTRY: usize = 24;
+/// Bytes of memory one indexed entry costs: its two keys, and its share of the
+/// directory.
+pub const INDEX_BYTES_PER_ENTRY: usize = 20;
 
-/// Bits of the fingerprint used to address the directory.
-const DIR_BITS: u32 = 16;
+/// Most bits of the fingerprint used to address the directory (4 MiB of directory).
+const MAX_DIR_BITS: u32 = 20;
 /// The kind bit of a key: set for e-mail keys, clear for id keys.
 const EMAIL_BIT: u64 = 1 << 31;
-/// Largest ordinal a key can carry (31 bits).
-const MAX_ORDINAL: u64 = EMAIL_BIT - 1;
+/// The position part of a key: the entry's offset in the temp file / 8 (31 bits).
+const POSITION: u64 = EMAIL_BIT - 1;
+/// Entries are stored at multiples of this many bytes.
+const ALIGN: usize = 8;
 /// Buffer of the temp file writer.
 const WRITE_BUF: usize = 256 << 10;
-/// Entries longer than this are read into a heap buffer instead of the stack.
-const STACK_RECORD: usize = 512;
+/// Bytes read per lookup: a whole typical entry (about 150 bytes) in one read.
+const READ_WINDOW: usize = 256;
 
 /// Hashes keys to fingerprints. Randomly keyed per run, so nobody can craft colliding
 /// keys in advance (a collision would only cost a read anyway).
@@ -67,10 +71,11 @@ impl fmt::Debug for KeyHasher {
 /// blocks can be encoded on every core while one thread pushes them in order.
 #[derive(Default)]
 pub struct EncodedBlock {
+    /// The entries, each `ordinal within the block, id, e-mail, hash` (a `u32` and
+    /// three length-prefixed strings), padded to [`ALIGN`].
     bytes: Vec<u8>,
-    /// End of each entry in `bytes`.
-    ends: Vec<u32>,
-    /// `(fingerprint << 32) | kind bit | ordinal within the block`.
+    entries: u32,
+    /// `(fingerprint << 32) | kind bit | position within the block`.
     keys: Vec<u64>,
 }
 
@@ -78,7 +83,7 @@ impl fmt::Debug for EncodedBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The bytes hold password hashes: never print them.
         f.debug_struct("EncodedBlock")
-            .field("entries", &self.ends.len())
+            .field("entries", &self.entries)
             .finish()
     }
 }
@@ -90,15 +95,18 @@ impl EncodedBlock {
         for e in entries {
             let id = e.id.filter(|s| !s.is_empty());
             let email = e.email.as_deref().and_then(email_key);
-            let j = block.ends.len() as u64;
+            let position = (block.bytes.len() / ALIGN) as u64;
             if let Some(id) = &id {
-                block.keys.push((hasher.fingerprint(false, id) << 32) | j);
+                block
+                    .keys
+                    .push((hasher.fingerprint(false, id) << 32) | position);
             }
             if let Some(email) = &email {
                 block
                     .keys
-                    .push((hasher.fingerprint(true, email) << 32) | EMAIL_BIT | j);
+                    .push((hasher.fingerprint(true, email) << 32) | EMAIL_BIT | position);
             }
+            block.bytes.extend_from_slice(&block.entries.to_le_bytes());
             for part in [
                 id.as_deref().unwrap_or(""),
                 email.as_deref().unwrap_or(""),
@@ -109,19 +117,22 @@ impl EncodedBlock {
                     .extend_from_slice(&(part.len() as u32).to_le_bytes());
                 block.bytes.extend_from_slice(part.as_bytes());
             }
-            block.ends.push(block.bytes.len() as u32);
+            block
+                .bytes
+                .resize(block.bytes.len().next_multiple_of(ALIGN), 0);
+            block.entries += 1;
         }
         block
     }
 
     /// Entries in the block.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.entries as usize
     }
 
     /// Whether the block holds no entry.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.entries == 0
     }
 }
 
@@ -130,7 +141,7 @@ pub struct IndexBuilder {
     hasher: KeyHasher,
     writer: BufWriter<File>,
     written: u64,
-    offsets: Vec<u64>,
+    entries: u64,
     keys: Vec<u64>,
     budget: usize,
 }
@@ -138,7 +149,7 @@ pub struct IndexBuilder {
 impl fmt::Debug for IndexBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IndexBuilder")
-            .field("entries", &self.offsets.len())
+            .field("entries", &self.entries)
             .field("keys", &self.keys.len())
             .finish()
     }
@@ -164,7 +175,7 @@ impl IndexBuilder {
             },
             writer: BufWriter::with_capacity(WRITE_BUF, file),
             written: 0,
-            offsets: Vec::with_capacity(cap + 1),
+            entries: 0,
             keys: Vec::with_capacity(cap * 2),
             budget,
         })
@@ -177,54 +188,60 @@ impl IndexBuilder {
 
     /// Entries pushed so far.
     pub fn entries(&self) -> u64 {
-        self.offsets.len() as u64
+        self.entries
     }
 
     /// Appends a block. `Ok(false)` means the index has outgrown the memory budget:
     /// stop and use [`join_passwords`](super::join_passwords) instead.
-    pub fn push(&mut self, block: EncodedBlock) -> Result<bool> {
-        let base = self.offsets.len() as u64;
-        if base + block.ends.len() as u64 > MAX_ORDINAL {
+    pub fn push(&mut self, mut block: EncodedBlock) -> Result<bool> {
+        let base = self.written / ALIGN as u64;
+        let end = self.written + block.bytes.len() as u64;
+        if end / ALIGN as u64 > POSITION
+            || self.entries + u64::from(block.entries) > u64::from(u32::MAX)
+        {
             return Ok(false);
         }
-        let mut start = 0u64;
-        for end in &block.ends {
-            self.offsets.push(self.written + start);
-            start = u64::from(*end);
+        // Entries carry their ordinal within the block: make it global.
+        let mut at = 0;
+        while at < block.bytes.len() {
+            let local = read_u32(&block.bytes, at).unwrap_or(0);
+            let global = (self.entries + u64::from(local)) as u32;
+            block.bytes[at..at + 4].copy_from_slice(&global.to_le_bytes());
+            at = entry_end(&block.bytes, at).unwrap_or(block.bytes.len());
         }
         self.keys.extend(block.keys.iter().map(|k| k + base));
         self.writer
             .write_all(&block.bytes)
             .map_err(|e| temp_error("write", e))?;
-        self.written += block.bytes.len() as u64;
+        self.written = end;
+        self.entries += u64::from(block.entries);
         Ok(self.memory() <= self.budget)
     }
 
-    /// Bytes the tables take now.
+    /// Bytes the tables take now (the directory is charged per key).
     fn memory(&self) -> usize {
-        (self.keys.len() + self.offsets.len()) * std::mem::size_of::<u64>()
+        self.keys.len() * (std::mem::size_of::<u64>() + 2)
     }
 
     /// Sorts the keys, drops repeated keys (the first entry wins) and opens the index
     /// for lookups.
     pub fn finish(mut self) -> Result<PasswordIndex> {
-        self.offsets.push(self.written);
         let file = self
             .writer
             .into_inner()
             .map_err(|e| temp_error("write", e.into_error()))?;
         self.keys.sort_unstable();
-        let entries = self.offsets.len() as u64 - 1;
         let mut index = PasswordIndex {
             keys: self.keys,
             dir: Vec::new(),
-            offsets: self.offsets,
+            dir_bits: 0,
             file,
+            file_len: self.written,
             hasher: self.hasher,
-            used: (0..entries.div_ceil(64))
+            used: (0..self.entries.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            entries,
+            entries: self.entries,
             duplicate_keys: 0,
         };
         index.drop_repeated_keys()?;
@@ -239,13 +256,13 @@ fn temp_error(action: &'static str, e: std::io::Error) -> Error {
 
 /// Password-hash entries indexed by id and e-mail. See the [module docs](self).
 pub struct PasswordIndex {
-    /// Sorted `(fingerprint << 32) | kind bit | ordinal`, one key of one entry each.
+    /// Sorted `(fingerprint << 32) | kind bit | position`, one key of one entry each.
     keys: Vec<u64>,
-    /// `dir[b]`: the first position in `keys` whose fingerprint's top bits are `>= b`.
+    /// `dir[b]`: the first index in `keys` whose fingerprint's top `dir_bits` are `>= b`.
     dir: Vec<u32>,
-    /// Where each entry starts in `file`, by ordinal, then the end of the file.
-    offsets: Vec<u64>,
+    dir_bits: u32,
     file: File,
+    file_len: u64,
     hasher: KeyHasher,
     /// One bit per entry: used by some user.
     used: Vec<AtomicU64>,
@@ -265,6 +282,7 @@ impl fmt::Debug for PasswordIndex {
 
 /// One entry read back from the temp file.
 struct EntryRef<'a> {
+    ordinal: u64,
     id: &'a str,
     email: &'a str,
     hash: &'a str,
@@ -276,8 +294,23 @@ impl EntryRef<'_> {
     }
 }
 
+fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at + 4)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Where the entry starting at `at` ends (padding included), when `bytes` holds its
+/// header; `None` when more bytes are needed to tell.
+fn entry_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut end = at + 4;
+    for _ in 0..3 {
+        end += 4 + read_u32(bytes, end)? as usize;
+    }
+    Some(end.next_multiple_of(ALIGN))
+}
+
 fn parse_entry(bytes: &[u8]) -> Option<EntryRef<'_>> {
-    let mut rest = bytes;
+    let (ordinal, mut rest) = bytes.split_first_chunk::<4>()?;
     let mut next = || -> Option<&str> {
         let (len, tail) = rest.split_first_chunk::<4>()?;
         let len = u32::from_le_bytes(*len) as usize;
@@ -286,6 +319,7 @@ fn parse_entry(bytes: &[u8]) -> Option<EntryRef<'_>> {
         std::str::from_utf8(s).ok()
     };
     Some(EntryRef {
+        ordinal: u64::from(u32::from_le_bytes(*ordinal)),
         id: next()?,
         email: next()?,
         hash: next()?,
@@ -305,32 +339,50 @@ impl PasswordIndex {
 
     /// Bytes the in-memory tables take.
     pub fn memory(&self) -> usize {
-        self.keys.len() * 8 + self.offsets.len() * 8 + self.dir.len() * 4 + self.used.len() * 8
+        self.keys.len() * 8 + self.dir.len() * 4 + self.used.len() * 8
     }
 
-    /// Reads entry `ordinal` into `buf` and calls `f` with it.
-    fn with_entry<T>(&self, ordinal: u64, f: impl FnOnce(EntryRef<'_>) -> T) -> Result<T> {
-        let i = ordinal as usize;
-        let (start, end) = match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            (Some(s), Some(e)) => (*s, *e),
-            _ => return Err(corrupt()),
+    /// Reads the entry at `position` (in [`ALIGN`] units) and calls `f` with it.
+    fn with_entry<T>(&self, position: u64, f: impl FnOnce(EntryRef<'_>) -> T) -> Result<T> {
+        let start = position * ALIGN as u64;
+        let available = self.file_len.saturating_sub(start);
+        let mut window = [0u8; READ_WINDOW];
+        let first = &mut window[..available.min(READ_WINDOW as u64) as usize];
+        read_exact_at(&self.file, first, start).map_err(|e| temp_error("read", e))?;
+        let len = match entry_end(first, 0) {
+            Some(len) => len,
+            None if first.len() == READ_WINDOW => self.entry_len(start)?,
+            None => return Err(corrupt()),
         };
-        let len = (end - start) as usize;
-        let mut stack = [0u8; STACK_RECORD];
-        let mut heap = Vec::new();
-        let buf = if len <= STACK_RECORD {
-            &mut stack[..len]
-        } else {
-            heap.resize(len, 0);
-            &mut heap[..]
-        };
-        read_exact_at(&self.file, buf, start).map_err(|e| temp_error("read", e))?;
-        parse_entry(buf).map(f).ok_or_else(corrupt)
+        if len <= first.len() {
+            return parse_entry(&first[..len]).map(f).ok_or_else(corrupt);
+        }
+        // A long entry (over READ_WINDOW bytes): read it whole.
+        if len as u64 > available {
+            return Err(corrupt());
+        }
+        let mut whole = vec![0u8; len];
+        read_exact_at(&self.file, &mut whole, start).map_err(|e| temp_error("read", e))?;
+        parse_entry(&whole).map(f).ok_or_else(corrupt)
     }
 
-    /// The positions in `keys` of the keys with this fingerprint and kind.
+    /// The length of the entry at byte `start`, read field by field (for entries
+    /// whose header does not fit one read window).
+    fn entry_len(&self, start: u64) -> Result<usize> {
+        let mut end = 4usize;
+        for _ in 0..3 {
+            let mut len = [0u8; 4];
+            read_exact_at(&self.file, &mut len, start + end as u64)
+                .map_err(|e| temp_error("read", e))?;
+            end += 4 + u32::from_le_bytes(len) as usize;
+        }
+        Ok(end.next_multiple_of(ALIGN))
+    }
+
+    /// The positions of the entries whose key of this kind has this fingerprint, in
+    /// file order.
     fn candidates(&self, email: bool, fp: u64) -> impl Iterator<Item = u64> + '_ {
-        let b = (fp >> (32 - DIR_BITS)) as usize;
+        let b = (fp >> (32 - self.dir_bits)) as usize;
         let lo = self.dir.get(b).copied().unwrap_or(0) as usize;
         let hi = self.dir.get(b + 1).copied().unwrap_or(0) as usize;
         let slice = self.keys.get(lo..hi).unwrap_or(&[]);
@@ -338,19 +390,19 @@ impl PasswordIndex {
         let first = slice.partition_point(|k| *k < want);
         slice[first..]
             .iter()
-            .take_while(move |k| (**k & !MAX_ORDINAL) == want)
-            .map(|k| *k & MAX_ORDINAL)
+            .take_while(move |k| (**k & !POSITION) == want)
+            .map(|k| *k & POSITION)
     }
 
-    /// The first entry whose key of this kind is `key`, and its hash.
+    /// The first entry whose key of this kind is `key`: its ordinal and hash.
     fn find(&self, email: bool, key: &str) -> Result<Option<(u64, Secret)>> {
         let fp = self.hasher.fingerprint(email, key);
-        for ordinal in self.candidates(email, fp) {
-            let hash = self.with_entry(ordinal, |e| {
-                (e.key(email) == key).then(|| Secret::new(e.hash.to_owned()))
+        for position in self.candidates(email, fp) {
+            let hit = self.with_entry(position, |e| {
+                (e.key(email) == key).then(|| (e.ordinal, Secret::new(e.hash.to_owned())))
             })?;
-            if let Some(hash) = hash {
-                return Ok(Some((ordinal, hash)));
+            if hit.is_some() {
+                return Ok(hit);
             }
         }
         Ok(None)
@@ -431,9 +483,9 @@ impl PasswordIndex {
         let (mut read, mut write) = (0usize, 0usize);
         let mut seen = HashSet::new();
         while read < self.keys.len() {
-            let head = self.keys[read] & !MAX_ORDINAL;
+            let head = self.keys[read] & !POSITION;
             let mut end = read + 1;
-            while end < self.keys.len() && self.keys[end] & !MAX_ORDINAL == head {
+            while end < self.keys.len() && self.keys[end] & !POSITION == head {
                 end += 1;
             }
             let email = head & EMAIL_BIT != 0;
@@ -442,9 +494,7 @@ impl PasswordIndex {
                 let key = self.keys[k];
                 // A lone fingerprint needs no read: its key cannot repeat.
                 let first = end - read == 1
-                    || seen.insert(
-                        self.with_entry(key & MAX_ORDINAL, |e| e.key(email).to_owned())?,
-                    );
+                    || seen.insert(self.with_entry(key & POSITION, |e| e.key(email).to_owned())?);
                 if first {
                     self.keys[write] = key;
                     write += 1;
@@ -459,12 +509,15 @@ impl PasswordIndex {
         Ok(())
     }
 
+    /// About two keys per bucket, so a lookup reads one or two cache lines of keys.
     fn build_directory(&mut self) {
-        let buckets = 1usize << DIR_BITS;
+        let bits = (usize::BITS - self.keys.len().leading_zeros()).saturating_sub(1);
+        self.dir_bits = bits.clamp(1, MAX_DIR_BITS);
+        let buckets = 1usize << self.dir_bits;
         let mut dir = Vec::with_capacity(buckets + 1);
         let mut pos = 0usize;
         for b in 0..buckets as u64 {
-            while pos < self.keys.len() && (self.keys[pos] >> (64 - DIR_BITS)) < b {
+            while pos < self.keys.len() && (self.keys[pos] >> (64 - self.dir_bits)) < b {
                 pos += 1;
             }
             dir.push(pos as u32);
@@ -644,6 +697,37 @@ mod tests {
             (1, 0, 1)
         );
         assert_eq!((stats.hashes, stats.unused_hashes), (2, 1));
+    }
+
+    #[test]
+    fn entries_longer_than_one_read_are_read_whole() {
+        let long = |c: char, n: usize| std::iter::repeat_n(c, n).collect::<String>();
+        let entries: Vec<HashEntry> = (0..20)
+            .map(|i| HashEntry {
+                id: Some(format!("auth0|{i}{}", long('x', 300 * (i % 3)))),
+                email: Some(format!("{}{i}@example.com", long('e', 200 * (i % 2)))),
+                hash: hash_of(i as u64),
+            })
+            .collect();
+        let index = build(&entries, u64::from(u32::MAX), 7);
+        let mut stats = JoinStats::default();
+        for (i, e) in entries.iter().enumerate() {
+            let by_id = index.lookup(e.id.as_deref(), None, &mut stats).unwrap();
+            let by_email = index
+                .lookup(
+                    None,
+                    e.email.as_deref().map(str::to_uppercase).as_deref(),
+                    &mut stats,
+                )
+                .unwrap();
+            for got in [by_id, by_email] {
+                assert_eq!(
+                    got.as_ref().map(Secret::expose),
+                    Some(hash_of(i as u64).expose())
+                );
+            }
+        }
+        assert_eq!((stats.by_id, stats.by_email), (20, 20));
     }
 
     #[test]
