@@ -19,7 +19,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::quality::RandomState;
 use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,8 +47,8 @@ const WRITE_BUF: usize = 256 << 10;
 /// Bytes read per lookup: a whole typical entry (about 150 bytes) in one read.
 const READ_WINDOW: usize = 256;
 
-/// Hashes keys to fingerprints. Randomly keyed per run, so nobody can craft colliding
-/// keys in advance (a collision would only cost a read anyway).
+/// Hashes keys to fingerprints (foldhash, randomly seeded per run, so colliding keys
+/// cannot be prepared in advance; a collision would only cost a read anyway).
 #[derive(Clone)]
 pub struct KeyHasher {
     state: RandomState,
@@ -170,7 +172,7 @@ impl IndexBuilder {
         let cap = expected_entries.min(budget / INDEX_BYTES_PER_ENTRY);
         Ok(Self {
             hasher: KeyHasher {
-                state: RandomState::new(),
+                state: RandomState::default(),
                 mask: u64::from(u32::MAX),
             },
             writer: BufWriter::with_capacity(WRITE_BUF, file),
