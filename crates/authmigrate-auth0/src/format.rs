@@ -405,6 +405,10 @@ pub fn from_bulk_user(mut obj: Map<String, Value>) -> Result<UserRecord, FieldEr
 /// has a social identity or more than one identity, and always `created_at`,
 /// `updated_at`, `last_login`, `logins_count`, `last_ip`, `multifactor` and any
 /// other unknown key. Exports never hold password hashes.
+///
+/// The CLI's Auth0 → Authgear transcoder (`authmigrate-cli/src/transcode.rs`) reads the
+/// same field set without building a record: a field added here must be added there (its
+/// tests compare the two line by line on generated lines that use every known field).
 pub fn from_export_user(mut obj: Map<String, Value>) -> Result<UserRecord, FieldError> {
     let mut r = UserRecord::default();
     take_profile(&mut obj, &mut r)?;
