@@ -1003,30 +1003,33 @@ pub fn from_export_str(text: &str) -> Option<UserRecord> {
 
 /// The `_id` of a password-export line: the id it gives, if it gives a usable one
 /// (a non-empty string, or an object whose last `$oid` is a non-empty string).
-struct IdField(Option<String>);
+struct IdField<'a>(Option<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for IdField {
+impl<'de> Deserialize<'de> for IdField<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = IdField;
+            type Value = IdField<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
             other_values!(IdField(None));
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<IdField, E> {
-                Ok(IdField((!s.is_empty()).then(|| s.to_owned())))
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<IdField<'de>, E> {
+                Ok(IdField((!s.is_empty()).then_some(Cow::Borrowed(s))))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IdField, A::Error> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<IdField<'de>, E> {
+                Ok(IdField((!s.is_empty()).then(|| Cow::Owned(s.to_owned()))))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IdField<'de>, A::Error> {
                 SkipVisitor.visit_seq(seq)?;
                 Ok(IdField(None))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdField, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdField<'de>, A::Error> {
                 let mut first = true;
                 let mut oid = None;
                 while let Some(key) = next_key(&mut map, &mut first)? {
                     if key == "$oid" {
-                        oid = map.next_value::<NonEmptyStr>()?.0;
+                        oid = map.next_value::<NonEmptyStr<'de>>()?.0;
                     } else {
                         map.next_value::<Skip>()?;
                     }
@@ -1039,25 +1042,30 @@ impl<'de> Deserialize<'de> for IdField {
 }
 
 /// Any value, kept only when it is a non-empty string.
-struct NonEmptyStr(Option<String>);
+struct NonEmptyStr<'a>(Option<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for NonEmptyStr {
+impl<'de> Deserialize<'de> for NonEmptyStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = NonEmptyStr;
+            type Value = NonEmptyStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
             other_values!(NonEmptyStr(None));
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<NonEmptyStr, E> {
-                Ok(NonEmptyStr((!s.is_empty()).then(|| s.to_owned())))
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<NonEmptyStr<'de>, E> {
+                Ok(NonEmptyStr((!s.is_empty()).then_some(Cow::Borrowed(s))))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NonEmptyStr, A::Error> {
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<NonEmptyStr<'de>, E> {
+                Ok(NonEmptyStr(
+                    (!s.is_empty()).then(|| Cow::Owned(s.to_owned())),
+                ))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NonEmptyStr<'de>, A::Error> {
                 SkipVisitor.visit_seq(seq)?;
                 Ok(NonEmptyStr(None))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NonEmptyStr, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<NonEmptyStr<'de>, A::Error> {
                 SkipVisitor.visit_map(map)?;
                 Ok(NonEmptyStr(None))
             }
@@ -1106,35 +1114,38 @@ impl<'de> Deserialize<'de> for IsEmail {
 
 /// `identifiers`: the value of the first entry of type `email` with a non-empty
 /// string value, if any (anything that is not an array gives none).
-struct IdentifiersEmail(Option<String>);
+struct IdentifiersEmail<'a>(Option<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for IdentifiersEmail {
+impl<'de> Deserialize<'de> for IdentifiersEmail<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entry(Option<String>);
-        impl<'de> Deserialize<'de> for Entry {
+        struct Entry<'a>(Option<Cow<'a, str>>);
+        impl<'de> Deserialize<'de> for Entry<'de> {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 struct V;
                 impl<'de> Visitor<'de> for V {
-                    type Value = Entry;
+                    type Value = Entry<'de>;
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                         f.write_str("any JSON value")
                     }
                     other_values!(Entry(None));
-                    fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry, E> {
+                    fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry<'de>, E> {
                         Ok(Entry(None))
                     }
-                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry, A::Error> {
+                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry<'de>, A::Error> {
                         SkipVisitor.visit_seq(seq)?;
                         Ok(Entry(None))
                     }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Entry<'de>, A::Error> {
                         let mut first = true;
                         let mut is_email = false;
                         let mut value = None;
                         while let Some(key) = next_key(&mut map, &mut first)? {
                             match &*key {
                                 "type" => is_email = map.next_value::<IsEmail>()?.0,
-                                "value" => value = map.next_value::<NonEmptyStr>()?.0,
+                                "value" => value = map.next_value::<NonEmptyStr<'de>>()?.0,
                                 _ => {
                                     map.next_value::<Skip>()?;
                                 }
@@ -1149,27 +1160,30 @@ impl<'de> Deserialize<'de> for IdentifiersEmail {
 
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = IdentifiersEmail;
+            type Value = IdentifiersEmail<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
             other_values!(IdentifiersEmail(None));
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<IdentifiersEmail, E> {
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<IdentifiersEmail<'de>, E> {
                 Ok(IdentifiersEmail(None))
             }
             fn visit_seq<A: SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<IdentifiersEmail, A::Error> {
+            ) -> Result<IdentifiersEmail<'de>, A::Error> {
                 let mut found = None;
-                while let Some(Entry(e)) = seq.next_element::<Entry>()? {
+                while let Some(Entry(e)) = seq.next_element::<Entry<'de>>()? {
                     if found.is_none() {
                         found = e;
                     }
                 }
                 Ok(IdentifiersEmail(found))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IdentifiersEmail, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<IdentifiersEmail<'de>, A::Error> {
                 SkipVisitor.visit_map(map)?;
                 Ok(IdentifiersEmail(None))
             }
@@ -1182,7 +1196,7 @@ impl<'de> Deserialize<'de> for IdentifiersEmail {
 struct PasswordVisitor;
 
 impl<'de> Visitor<'de> for PasswordVisitor {
-    type Value = Option<PasswordHashEntry>;
+    type Value = Option<PasswordParts<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object")
@@ -1198,29 +1212,66 @@ impl<'de> Visitor<'de> for PasswordVisitor {
         while let Some(key) = next_key(&mut map, &mut first)? {
             match &*key {
                 "alt_id" => alt = map.next_value::<AltId>()?.0,
-                "_id" => id = map.next_value::<IdField>()?.0,
-                "passwordHash" => hash = map.next_value::<NonEmptyStr>()?.0,
-                "email" => email = map.next_value::<NonEmptyStr>()?.0,
-                "identifiers" => from_identifiers = map.next_value::<IdentifiersEmail>()?.0,
+                "_id" => id = map.next_value::<IdField<'de>>()?.0,
+                "passwordHash" => hash = map.next_value::<NonEmptyStr<'de>>()?.0,
+                "email" => email = map.next_value::<NonEmptyStr<'de>>()?.0,
+                "identifiers" => from_identifiers = map.next_value::<IdentifiersEmail<'de>>()?.0,
                 _ => {
                     map.next_value::<Skip>()?;
                 }
             }
         }
         let Ok(alt) = alt else { return Ok(None) };
-        let Some(id) = alt.or(id) else {
+        let Some(id) = alt.map(Cow::Owned).or(id) else {
             return Ok(None);
         };
         let Some(hash) = hash else { return Ok(None) };
-        Ok(Some(PasswordHashEntry {
-            user_id: format!("{AUTH0_ID_PREFIX}{id}"),
+        Ok(Some(PasswordParts {
+            id,
             email: email.or(from_identifiers),
-            hash: Secret::new(hash),
+            hash,
         }))
     }
 }
 
+/// One line of the password-hash export, borrowed from its text where it can be.
+pub struct PasswordParts<'a> {
+    /// The id without its `auth0|` prefix (`alt_id`, else `_id.$oid`).
+    pub id: Cow<'a, str>,
+    /// The e-mail address (root `email`, else the `identifiers` entry of type `email`).
+    pub email: Option<Cow<'a, str>>,
+    /// The hash (`$2b$10$…`).
+    pub hash: Cow<'a, str>,
+}
+
+impl fmt::Debug for PasswordParts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordParts")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("hash", &"[REDACTED]")
+            .finish()
+    }
+}
+
+impl PasswordParts<'_> {
+    /// The owned entry [`from_password_export`] gives for the same line.
+    pub fn into_entry(self) -> PasswordHashEntry {
+        PasswordHashEntry {
+            user_id: format!("{AUTH0_ID_PREFIX}{}", self.id),
+            email: self.email.map(Cow::into_owned),
+            hash: Secret::new(self.hash.into_owned()),
+        }
+    }
+}
+
+/// Fast path of [`from_password_export`] without copying: the parts of one line, borrowed
+/// from `text` unless they hold escapes. Same contract as [`password_entry_from_str`].
+pub fn password_parts_from_str(text: &str) -> Option<PasswordParts<'_>> {
+    read_object(text, PasswordVisitor).flatten()
+}
+
 /// Fast path of [`from_password_export`] for one line of the password-hash export, same contract.
 pub fn password_entry_from_str(text: &str) -> Option<PasswordHashEntry> {
-    read_object(text, PasswordVisitor).flatten()
+    password_parts_from_str(text).map(PasswordParts::into_entry)
 }

@@ -90,18 +90,37 @@ pub(crate) fn index(path: &Path, out: &Output) -> anyhow::Result<Option<Password
                     pipeline::MAX_LINE_BYTES
                 ));
             }
-            let mut entries = Vec::new();
+            let mut block = EncodedBlock::default();
+            let mut id = String::new();
             for (line, bytes) in chunk.lines() {
-                match std::str::from_utf8(bytes) {
-                    Ok(text) if text.trim().is_empty() => {}
-                    Ok(text) => match hash_line(line, text) {
-                        Ok(entry) => entries.push(entry),
-                        Err(reason) => problems.push(reason),
-                    },
-                    Err(_) => problems.push(format!("line {line}: not valid UTF-8")),
+                let text = match std::str::from_utf8(bytes) {
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => text,
+                    Err(_) => {
+                        problems.push(format!("line {line}: not valid UTF-8"));
+                        continue;
+                    }
+                };
+                // The common case borrows from the line; the rest goes through the
+                // reference reader, which also says what is wrong.
+                if let Some(parts) = authmigrate_auth0::format::password_parts_from_str(text) {
+                    id.clear();
+                    id.push_str(authmigrate_auth0::format::AUTH0_ID_PREFIX);
+                    id.push_str(&parts.id);
+                    block.push(&hasher, Some(&id), parts.email.as_deref(), &parts.hash);
+                    continue;
+                }
+                match hash_line(line, text) {
+                    Ok(e) => block.push(
+                        &hasher,
+                        e.id.as_deref(),
+                        e.email.as_deref(),
+                        e.hash.expose(),
+                    ),
+                    Err(reason) => problems.push(reason),
                 }
             }
-            (EncodedBlock::new(&hasher, entries), problems)
+            (block, problems)
         },
         |(block, problems)| {
             for reason in &problems {

@@ -16,6 +16,7 @@
 //! When the entries do not fit the memory budget, [`IndexBuilder::push`] says so and
 //! the caller falls back to the Grace hash join of [`join_passwords`](super::join_passwords).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
@@ -95,36 +96,34 @@ impl EncodedBlock {
     pub fn new(hasher: &KeyHasher, entries: impl IntoIterator<Item = HashEntry>) -> Self {
         let mut block = Self::default();
         for e in entries {
-            let id = e.id.filter(|s| !s.is_empty());
-            let email = e.email.as_deref().and_then(email_key);
-            let position = (block.bytes.len() / ALIGN) as u64;
-            if let Some(id) = &id {
-                block
-                    .keys
-                    .push((hasher.fingerprint(false, id) << 32) | position);
-            }
-            if let Some(email) = &email {
-                block
-                    .keys
-                    .push((hasher.fingerprint(true, email) << 32) | EMAIL_BIT | position);
-            }
-            block.bytes.extend_from_slice(&block.entries.to_le_bytes());
-            for part in [
-                id.as_deref().unwrap_or(""),
-                email.as_deref().unwrap_or(""),
-                e.hash.expose(),
-            ] {
-                block
-                    .bytes
-                    .extend_from_slice(&(part.len() as u32).to_le_bytes());
-                block.bytes.extend_from_slice(part.as_bytes());
-            }
-            block
-                .bytes
-                .resize(block.bytes.len().next_multiple_of(ALIGN), 0);
-            block.entries += 1;
+            block.push(hasher, e.id.as_deref(), e.email.as_deref(), e.hash.expose());
         }
         block
+    }
+
+    /// Encodes one entry without taking ownership of its parts, e.g. borrowed from the
+    /// line it was parsed from (keys normalised as in [`EncodedBlock::new`]).
+    pub fn push(&mut self, hasher: &KeyHasher, id: Option<&str>, email: Option<&str>, hash: &str) {
+        let id = id.filter(|s| !s.is_empty());
+        let email = email.and_then(lower_email);
+        let position = (self.bytes.len() / ALIGN) as u64;
+        if let Some(id) = id {
+            self.keys
+                .push((hasher.fingerprint(false, id) << 32) | position);
+        }
+        if let Some(email) = &email {
+            self.keys
+                .push((hasher.fingerprint(true, email) << 32) | EMAIL_BIT | position);
+        }
+        self.bytes.extend_from_slice(&self.entries.to_le_bytes());
+        for part in [id.unwrap_or(""), email.as_deref().unwrap_or(""), hash] {
+            self.bytes
+                .extend_from_slice(&(part.len() as u32).to_le_bytes());
+            self.bytes.extend_from_slice(part.as_bytes());
+        }
+        self.bytes
+            .resize(self.bytes.len().next_multiple_of(ALIGN), 0);
+        self.entries += 1;
     }
 
     /// Entries in the block.
@@ -249,6 +248,21 @@ impl IndexBuilder {
         index.drop_repeated_keys()?;
         index.build_directory();
         Ok(index)
+    }
+}
+
+/// The e-mail match key ([`email_key`]) without a copy when the address is already
+/// lower-case ASCII, as most are.
+fn lower_email(email: &str) -> Option<Cow<'_, str>> {
+    if email.is_empty() {
+        None
+    } else if email
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Some(Cow::Borrowed(email))
+    } else {
+        email_key(email).map(Cow::Owned)
     }
 }
 
@@ -442,7 +456,7 @@ impl PasswordIndex {
             None => None,
         };
         if hit.is_none()
-            && let Some(key) = email.and_then(email_key)
+            && let Some(key) = email.and_then(lower_email)
         {
             hit = self.find(true, &key)?.map(|h| (h, true));
         }
