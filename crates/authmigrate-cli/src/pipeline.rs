@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
@@ -44,7 +45,8 @@ where
     }
     let (job_tx, job_rx) = mpsc::sync_channel::<(u64, J)>(in_flight);
     let job_rx = Mutex::new(job_rx);
-    let (result_tx, result_rx) = mpsc::channel::<(u64, T)>();
+    // `None`: the worker panicked on that job (its message is already on stderr).
+    let (result_tx, result_rx) = mpsc::channel::<(u64, Option<T>)>();
     std::thread::scope(|s| {
         let (stop, work) = (&stop, &work);
 
@@ -72,7 +74,11 @@ where
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    if result_tx.send((seq, work(job))).is_err() {
+                    // A panic must end the run, not leave a hole in the order that
+                    // the writer would wait on forever.
+                    let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(job))).ok();
+                    let panicked = result.is_none();
+                    if result_tx.send((seq, result)).is_err() || panicked {
                         return;
                     }
                 }
@@ -88,6 +94,9 @@ where
                 while let Some(result) = pending.remove(&next) {
                     next += 1;
                     let _ = token_tx.send(());
+                    let Some(result) = result else {
+                        anyhow::bail!("internal error: a worker thread panicked (see above)");
+                    };
                     if sink(result)?.is_break() {
                         return Ok(());
                     }
@@ -353,6 +362,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(seen, 5);
+    }
+
+    #[test]
+    fn a_panicking_worker_ends_the_run_with_an_error_instead_of_hanging() {
+        let mut n = 0u64;
+        let mut got = Vec::new();
+        let err = ordered(
+            || {
+                n += 1;
+                Ok((n <= 100).then_some(n))
+            },
+            |j| {
+                assert!(j != 7, "job 7 is poison");
+                j
+            },
+            |r| {
+                got.push(r);
+                Ok(ControlFlow::Continue(()))
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        assert_eq!(
+            got,
+            (1..7).collect::<Vec<_>>(),
+            "everything before the poison, in order"
+        );
     }
 
     #[test]
