@@ -51,18 +51,27 @@ fn check_format(path: &Path) -> anyhow::Result<()> {
 
 /// Reads one line of the hash export, or says why not (line and reason, never the hash).
 fn hash_line(line: u64, text: &str) -> Result<HashEntry, String> {
-    let entry = match authmigrate_auth0::format::password_entry_from_str(text) {
-        Some(entry) => entry,
-        None => parse_object(line, text).and_then(|obj| {
-            authmigrate_auth0::format::from_password_export(obj)
-                .map_err(|e| format!("line {line}: {e}"))
-        })?,
-    };
-    Ok(HashEntry {
+    match authmigrate_auth0::format::password_entry_from_str(text) {
+        Some(entry) => Ok(to_hash_entry(entry)),
+        None => hash_line_checked(line, text),
+    }
+}
+
+/// [`hash_line`] through the reference reader only: for lines the fast path declined,
+/// so that it says precisely what is wrong.
+fn hash_line_checked(line: u64, text: &str) -> Result<HashEntry, String> {
+    let obj = parse_object(line, text)?;
+    authmigrate_auth0::format::from_password_export(obj)
+        .map(to_hash_entry)
+        .map_err(|e| format!("line {line}: {e}"))
+}
+
+fn to_hash_entry(entry: authmigrate_auth0::format::PasswordHashEntry) -> HashEntry {
+    HashEntry {
         id: Some(entry.user_id),
         email: entry.email,
         hash: entry.hash,
-    })
+    }
 }
 
 fn skipped(out: &Output, path: &Path, reason: &str) {
@@ -101,8 +110,8 @@ pub(crate) fn index(path: &Path, out: &Output) -> anyhow::Result<Option<Password
                         continue;
                     }
                 };
-                // The common case borrows from the line; the rest goes through the
-                // reference reader, which also says what is wrong.
+                // The common case borrows from the line; what the fast path declines
+                // goes through the reference reader, which also says what is wrong.
                 if let Some(parts) = authmigrate_auth0::format::password_parts_from_str(text) {
                     id.clear();
                     id.push_str(authmigrate_auth0::format::AUTH0_ID_PREFIX);
@@ -110,7 +119,7 @@ pub(crate) fn index(path: &Path, out: &Output) -> anyhow::Result<Option<Password
                     block.push(&hasher, Some(&id), parts.email.as_deref(), &parts.hash);
                     continue;
                 }
-                match hash_line(line, text) {
+                match hash_line_checked(line, text) {
                     Ok(e) => block.push(
                         &hasher,
                         e.id.as_deref(),
