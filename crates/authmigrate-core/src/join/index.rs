@@ -2,11 +2,18 @@
 //!
 //! [`PasswordIndex`] is what makes the common case of `convert --password-hashes` fast.
 //! It holds 8 bytes per key (a 32-bit fingerprint of the key, a kind bit and the
-//! entry's 31-bit position in the temp file, in 8-byte units), so 16 bytes per entry
-//! with an id and an e-mail; the entries themselves (id, lower-cased e-mail, hash) sit
-//! in an anonymous `0600` temp file. A million entries take about 16 MB, plus a
-//! directory of up to 4 MB. Lookups take `&self`, so every core can attach hashes to its own
-//! users while the input streams through once, in any order, with no user spill.
+//! entry's 31-bit position in the temp file, in 8-byte units) in a table one quarter
+//! empty, so 10 bytes per key and 20 per entry with an id and an e-mail; the entries
+//! themselves (id, lower-cased e-mail, hash) sit in an anonymous `0600` temp file. A
+//! million entries take about 20 MB. Lookups take `&self`, so every core can attach
+//! hashes to its own users while the input streams through once, in any order, with no
+//! user spill.
+//!
+//! The table is an *ordered* linear-probing table: the keys, sorted, are laid out in
+//! order, each at its home slot (its fingerprint scaled to the table) or just after the
+//! key before it. A lookup starts at the home slot and reads on while the keys are
+//! smaller, so it usually touches one cache line; sorting (not inserting one by one)
+//! builds it, and it is spread in place over the sorted keys.
 //!
 //! Every candidate is verified against the entry's real key read back from the file,
 //! so fingerprint collisions cost a read, never a wrong match: the join is exact.
@@ -31,12 +38,16 @@ use crate::error::{Error, Result};
 use crate::record::{PasswordHash, UserRecord};
 use crate::secret::Secret;
 
-/// Bytes of memory one indexed entry costs: its two keys, and its share of the
-/// directory.
-pub const INDEX_BYTES_PER_ENTRY: usize = 20;
-
-/// Most bits of the fingerprint used to address the directory (4 MiB of directory).
-const MAX_DIR_BITS: u32 = 20;
+/// Bytes of memory one indexed entry costs: its two keys, and the empty slots beside
+/// them.
+pub const INDEX_BYTES_PER_ENTRY: usize = 2 * BYTES_PER_KEY;
+/// A key and its share of empty slots: the table has `keys + keys / 4` slots.
+const BYTES_PER_KEY: usize = 10;
+/// An empty slot. No key equals it: positions stay below [`POSITION`].
+const EMPTY: u64 = u64::MAX;
+/// Keys per block when the sorted keys are spread into the table (see
+/// [`PasswordIndex::spread`]).
+const SPREAD_BLOCK: usize = 1024;
 /// The kind bit of a key: set for e-mail keys, clear for id keys.
 const EMAIL_BIT: u64 = 1 << 31;
 /// The position part of a key: the entry's offset in the temp file / 8 (31 bits).
@@ -169,6 +180,8 @@ impl IndexBuilder {
         };
         let budget = options.memory_budget.max(1);
         let cap = expected_entries.min(budget / INDEX_BYTES_PER_ENTRY);
+        // Room for the table's empty slots too, so spreading the keys never reallocates.
+        let cap = cap * 2 + cap / 2 + 8;
         Ok(Self {
             hasher: KeyHasher {
                 state: RandomState::default(),
@@ -177,7 +190,7 @@ impl IndexBuilder {
             writer: BufWriter::with_capacity(WRITE_BUF, file),
             written: 0,
             entries: 0,
-            keys: Vec::with_capacity(cap * 2),
+            keys: Vec::with_capacity(cap),
             budget,
         })
     }
@@ -219,13 +232,13 @@ impl IndexBuilder {
         Ok(self.memory() <= self.budget)
     }
 
-    /// Bytes the tables take now (the directory is charged per key).
+    /// Bytes the table will take (its empty slots are charged per key).
     fn memory(&self) -> usize {
-        self.keys.len() * (std::mem::size_of::<u64>() + 2)
+        self.keys.len() * BYTES_PER_KEY
     }
 
-    /// Sorts the keys, drops repeated keys (the first entry wins) and opens the index
-    /// for lookups.
+    /// Sorts the keys, drops repeated keys (the first entry wins), lays them out in
+    /// the table and opens the index for lookups.
     pub fn finish(mut self) -> Result<PasswordIndex> {
         let file = self
             .writer
@@ -234,8 +247,7 @@ impl IndexBuilder {
         self.keys.sort_unstable();
         let mut index = PasswordIndex {
             keys: self.keys,
-            dir: Vec::new(),
-            dir_bits: 0,
+            homes: 0,
             file,
             file_len: self.written,
             hasher: self.hasher,
@@ -246,7 +258,7 @@ impl IndexBuilder {
             duplicate_keys: 0,
         };
         index.drop_repeated_keys()?;
-        index.build_directory();
+        index.spread();
         Ok(index)
     }
 }
@@ -272,11 +284,11 @@ fn temp_error(action: &'static str, e: std::io::Error) -> Error {
 
 /// Password-hash entries indexed by id and e-mail. See the [module docs](self).
 pub struct PasswordIndex {
-    /// Sorted `(fingerprint << 32) | kind bit | position`, one key of one entry each.
+    /// The table: `(fingerprint << 32) | kind bit | position`, one key of one entry
+    /// each, in ascending order, each at or after its home slot; [`EMPTY`] between.
     keys: Vec<u64>,
-    /// `dir[b]`: the first index in `keys` whose fingerprint's top `dir_bits` are `>= b`.
-    dir: Vec<u32>,
-    dir_bits: u32,
+    /// Home slots are `0..homes` (fingerprints scaled to this).
+    homes: usize,
     file: File,
     file_len: u64,
     hasher: KeyHasher,
@@ -290,7 +302,7 @@ impl fmt::Debug for PasswordIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PasswordIndex")
             .field("entries", &self.entries)
-            .field("keys", &self.keys.len())
+            .field("slots", &self.keys.len())
             .field("duplicate_keys", &self.duplicate_keys)
             .finish()
     }
@@ -355,7 +367,7 @@ impl PasswordIndex {
 
     /// Bytes the in-memory tables take.
     pub fn memory(&self) -> usize {
-        self.keys.len() * 8 + self.dir.len() * 4 + self.used.len() * 8
+        self.keys.len() * 8 + self.used.len() * 8
     }
 
     /// Reads the entry at `position` (in [`ALIGN`] units) and calls `f` with it.
@@ -398,15 +410,18 @@ impl PasswordIndex {
     /// The positions of the entries whose key of this kind has this fingerprint, in
     /// file order.
     fn candidates(&self, email: bool, fp: u64) -> impl Iterator<Item = u64> + '_ {
-        let b = (fp >> (32 - self.dir_bits)) as usize;
-        let lo = self.dir.get(b).copied().unwrap_or(0) as usize;
-        let hi = self.dir.get(b + 1).copied().unwrap_or(0) as usize;
-        let slice = self.keys.get(lo..hi).unwrap_or(&[]);
         let want = (fp << 32) | if email { EMAIL_BIT } else { 0 };
-        let first = slice.partition_point(|k| *k < want);
-        slice[first..]
+        // Smaller keys that were pushed past their own home come first; an empty slot
+        // or a bigger key means there is no such key.
+        let mut at = home(fp, self.homes);
+        while self.keys.get(at).is_some_and(|k| *k < want) {
+            at += 1;
+        }
+        self.keys
+            .get(at..)
+            .unwrap_or(&[])
             .iter()
-            .take_while(move |k| (**k & !POSITION) == want)
+            .take_while(move |k| **k != EMPTY && (**k & !POSITION) == want)
             .map(|k| *k & POSITION)
     }
 
@@ -525,22 +540,55 @@ impl PasswordIndex {
         Ok(())
     }
 
-    /// About two keys per bucket, so a lookup reads one or two cache lines of keys.
-    fn build_directory(&mut self) {
-        let bits = (usize::BITS - self.keys.len().leading_zeros()).saturating_sub(1);
-        self.dir_bits = bits.clamp(1, MAX_DIR_BITS);
-        let buckets = 1usize << self.dir_bits;
-        let mut dir = Vec::with_capacity(buckets + 1);
-        let mut pos = 0usize;
-        for b in 0..buckets as u64 {
-            while pos < self.keys.len() && (self.keys[pos] >> (64 - self.dir_bits)) < b {
-                pos += 1;
+    /// Lays the sorted keys out in the table, in place: key `i` goes to slot
+    /// `s(i) = max(home(i), s(i - 1) + 1)`, empty slots between. As `s(i) >= i`, moving
+    /// the keys from the last one down never overwrites a key not yet moved; the slots
+    /// are recomputed block by block from a checkpoint kept every [`SPREAD_BLOCK`] keys.
+    fn spread(&mut self) {
+        let n = self.keys.len();
+        self.homes = (n + n / 4).max(1);
+        let homes = self.homes;
+        let slot_of = |key: u64, before: Option<usize>| {
+            home(key >> 32, homes).max(before.map_or(0, |s| s + 1))
+        };
+        let mut checkpoints = Vec::with_capacity(n.div_ceil(SPREAD_BLOCK));
+        let mut last = None;
+        for (i, key) in self.keys.iter().enumerate() {
+            if i % SPREAD_BLOCK == 0 {
+                checkpoints.push(last);
             }
-            dir.push(pos as u32);
+            last = Some(slot_of(*key, last));
         }
-        dir.push(self.keys.len() as u32);
-        self.dir = dir;
+        let len = last.map_or(0, |s| s + 1).max(homes);
+        self.keys.reserve_exact(len - n);
+        self.keys.resize(len, EMPTY);
+        let mut slots = [0usize; SPREAD_BLOCK];
+        // The first slot already laid out (everything from it on is final).
+        let mut next = len;
+        for (block, checkpoint) in checkpoints.iter().enumerate().rev() {
+            let start = block * SPREAD_BLOCK;
+            let end = (start + SPREAD_BLOCK).min(n);
+            let mut before = *checkpoint;
+            for i in start..end {
+                let s = slot_of(self.keys[i], before);
+                slots[i - start] = s;
+                before = Some(s);
+            }
+            for i in (start..end).rev() {
+                let (key, s) = (self.keys[i], slots[i - start]);
+                self.keys[s + 1..next].fill(EMPTY);
+                self.keys[s] = key;
+                next = s;
+            }
+        }
+        self.keys[..next].fill(EMPTY);
     }
+}
+
+/// The home slot of a fingerprint (below 2^32) in a table of `homes` home slots:
+/// order-preserving, so sorted keys have ascending homes.
+fn home(fp: u64, homes: usize) -> usize {
+    ((fp * homes as u64) >> 32) as usize
 }
 
 fn corrupt() -> Error {
@@ -744,6 +792,53 @@ mod tests {
             }
         }
         assert_eq!((stats.by_id, stats.by_email), (20, 20));
+    }
+
+    #[test]
+    fn every_key_is_found_across_spread_blocks_and_absent_keys_are_not() {
+        // Over ten spread blocks of keys; narrow masks pile fingerprints onto few home
+        // slots, so long runs of keys sit far from their homes.
+        let entries: Vec<HashEntry> = (0..6000u64)
+            .map(|i| HashEntry {
+                id: Some(format!("auth0|{i:x}")),
+                email: (i % 5 != 0).then(|| format!("u{i}@example.com")),
+                hash: hash_of(i),
+            })
+            .collect();
+        for mask in [u64::from(u32::MAX), 0xffff_0000, 0x3ff] {
+            let index = build(&entries, mask, 501);
+            assert!(index.keys.len() >= index.homes, "mask {mask:#x}");
+            let keys: Vec<u64> = index.keys.iter().copied().filter(|k| *k != EMPTY).collect();
+            assert_eq!(keys.len(), 6000 + 4800, "mask {mask:#x}");
+            assert!(keys.is_sorted(), "mask {mask:#x}");
+            let mut stats = JoinStats::default();
+            for (i, e) in entries.iter().enumerate() {
+                let got = index.lookup(e.id.as_deref(), None, &mut stats).unwrap();
+                assert_eq!(
+                    got.as_ref().map(Secret::expose),
+                    Some(hash_of(i as u64).expose())
+                );
+                if let Some(email) = &e.email {
+                    let got = index.lookup(None, Some(email), &mut stats).unwrap();
+                    assert_eq!(
+                        got.as_ref().map(Secret::expose),
+                        Some(hash_of(i as u64).expose())
+                    );
+                }
+                let absent = format!("auth0|{i:x}-gone");
+                assert!(
+                    index
+                        .lookup(Some(&absent), Some("gone@example.com"), &mut stats)
+                        .unwrap()
+                        .is_none()
+                );
+            }
+            assert_eq!(
+                (stats.by_id, stats.by_email),
+                (6000, 4800),
+                "mask {mask:#x}"
+            );
+        }
     }
 
     #[test]
