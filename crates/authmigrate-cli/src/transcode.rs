@@ -23,7 +23,7 @@
 // Until `commands/convert.rs` calls it.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 
 use authmigrate_auth0::format::{
@@ -100,9 +100,54 @@ const BOOL_BIT: usize = STR_KEYS.len();
 const META_BIT: usize = BOOL_BIT + BOOL_KEYS.len();
 const IDENTITIES_BIT: usize = META_BIT + META_KEYS.len();
 
-thread_local! {
-    /// Where multi-part warnings are put together before `warn` sees them.
-    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(256));
+/// One warning of a transcoded record, in a form that is cheap to make and compare:
+/// records of one export tend to carry the same warnings, and the tally compares
+/// them with the record before's before spelling any text out
+/// ([`Warning::write_text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Warning<'t> {
+    /// The whole text.
+    Text(Cow<'t, str>),
+    /// A key of the metadata object `META_KEYS[.0]` that no custom attribute takes.
+    Metadata(usize, Cow<'t, str>),
+    /// A top-level key Authgear cannot hold.
+    Unmapped(Cow<'t, str>),
+}
+
+impl Warning<'_> {
+    /// Appends the text `encode_import_record` gives for this warning.
+    pub(crate) fn write_text(&self, out: &mut String) {
+        match self {
+            Warning::Text(text) => out.push_str(text),
+            Warning::Metadata(meta, key) => {
+                for part in metadata_warning(META_KEYS[*meta], key) {
+                    out.push_str(part);
+                }
+            }
+            Warning::Unmapped(key) => {
+                for part in unmapped_warning(key) {
+                    out.push_str(part);
+                }
+            }
+        }
+    }
+
+    /// The text, in a new string.
+    pub(crate) fn text(&self) -> String {
+        let mut out = String::new();
+        self.write_text(&mut out);
+        out
+    }
+
+    /// The same warning, owning its strings.
+    pub(crate) fn to_owned(&self) -> Warning<'static> {
+        let own = |s: &Cow<'_, str>| Cow::Owned(s.clone().into_owned());
+        match self {
+            Warning::Text(text) => Warning::Text(own(text)),
+            Warning::Metadata(meta, key) => Warning::Metadata(*meta, own(key)),
+            Warning::Unmapped(key) => Warning::Unmapped(own(key)),
+        }
+    }
 }
 
 /// Turns Auth0 export lines into Authgear import records without building a `UserRecord`.
@@ -126,20 +171,20 @@ impl<'a> Transcoder<'a> {
     }
 
     /// Appends the Authgear import record of one Auth0 export line to `out` (no
-    /// trailing newline), calls `warn` with each warning text in the order
-    /// `encode_import_record` lists them, and attaches the password through
-    /// `index.lookup(user_id, email, stats)` when `index` is Some.
+    /// trailing newline), appends its warnings to `warnings` in the order
+    /// `encode_import_record` lists them (their texts are the same), and attaches the
+    /// password through `index.lookup(user_id, email, stats)` when `index` is Some.
     ///
-    /// `Ok(None)`: the line is not in the shape handled here: `out`, `stats`
-    /// untouched, `warn` never called; the caller then runs the general path on the
-    /// same line. `Err`: only an I/O error of the index (fatal).
+    /// `Ok(None)`: the line is not in the shape handled here: `out`, `stats`,
+    /// `warnings` untouched; the caller then runs the general path on the same line.
+    /// `Err`: only an I/O error of the index (fatal).
     pub(crate) fn transcode<'t>(
         &self,
         line: &'t str,
         index: Option<&PasswordIndex>,
         stats: &mut JoinStats,
         out: &mut Vec<u8>,
-        warn: &mut dyn FnMut(&str),
+        warnings: &mut Vec<Warning<'t>>,
     ) -> authmigrate_core::Result<Option<Transcoded<'t>>> {
         let mut p = Parsed::default();
         let mut de = serde_json::Deserializer::from_str(line);
@@ -224,57 +269,29 @@ impl<'a> Transcoder<'a> {
             return Ok(None);
         }
 
-        with_scratch(|scratch| {
-            // A warning made of parts, put together in the reused buffer.
-            let mut joined = |warn: &mut dyn FnMut(&str), parts: &[&str]| {
-                scratch.clear();
-                for part in parts {
-                    scratch.push_str(part);
-                }
-                warn(scratch);
-            };
-            for text in &w {
-                warn(text);
+        warnings.extend(w.into_iter().map(|text| Warning::Text(Cow::Owned(text))));
+        for (meta, keys) in p.meta.iter().enumerate() {
+            warnings.extend(
+                keys.iter()
+                    .map(|key| Warning::Metadata(meta, Cow::Borrowed(key))),
+            );
+        }
+        if s(USER_ID).is_some_and(|id| !id.is_empty()) {
+            warnings.push(Warning::Text(Cow::Borrowed(SOURCE_ID_WARNING)));
+        }
+        for i in 0..=p.unknown.len {
+            if identities_at == Some(i) {
+                warnings.push(Warning::Unmapped(Cow::Borrowed("identities")));
             }
-            for (meta_name, keys) in META_KEYS.iter().zip(&p.meta) {
-                for key in keys.iter() {
-                    joined(warn, &metadata_warning(meta_name, key));
-                }
+            if i < p.unknown.len && p.unknown.nulls & (1 << i) == 0 {
+                warnings.push(Warning::Unmapped(Cow::Borrowed(p.unknown.keys[i])));
             }
-            if s(USER_ID).is_some_and(|id| !id.is_empty()) {
-                warn(SOURCE_ID_WARNING);
-            }
-            for i in 0..=p.unknown.len {
-                if identities_at == Some(i) {
-                    joined(warn, &unmapped_warning("identities"));
-                }
-                if i < p.unknown.len && p.unknown.nulls & (1 << i) == 0 {
-                    joined(warn, &unmapped_warning(p.unknown.keys[i]));
-                }
-            }
-            if password.is_none() {
-                warn(NO_PASSWORD);
-            }
-        });
+        }
+        if password.is_none() {
+            warnings.push(Warning::Text(Cow::Borrowed(NO_PASSWORD)));
+        }
         let email = p.strs[EMAIL].take();
         Ok(Some(Transcoded { email }))
-    }
-}
-
-/// Runs `f` with this thread's reused warning buffer (a fresh one when `f` is
-/// already running on this thread, e.g. a `warn` that transcodes, or during thread
-/// teardown).
-fn with_scratch(f: impl FnOnce(&mut String)) {
-    let mut f = Some(f);
-    let _ = SCRATCH.try_with(|cell| {
-        if let Ok(mut s) = cell.try_borrow_mut()
-            && let Some(f) = f.take()
-        {
-            f(&mut s);
-        }
-    });
-    if let Some(f) = f {
-        f(&mut String::new());
     }
 }
 

@@ -26,7 +26,7 @@ use crate::cli::{ConvertArgs, ConvertTarget};
 use crate::input::{Inputs, PAR_BLOCK, Records};
 use crate::output::Output;
 use crate::pipeline::{TextChunk, TextChunks};
-use crate::transcode::Transcoder;
+use crate::transcode::{Transcoder, Warning};
 
 /// How `OUT` is written, from its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,8 @@ impl Tally {
     }
 
     /// Adds the warnings one job counted.
-    fn merge(&mut self, job: JobTally) {
+    fn merge(&mut self, mut job: JobTally) {
+        job.end_run();
         for (warning, n) in &job.counts {
             self.count(warning, *n);
         }
@@ -115,16 +116,24 @@ impl Tally {
 
 /// The warnings of one job. The records of an input tend to carry the same warnings in
 /// the same order, so each warning is first looked for right after the last one found:
-/// one string comparison in the common case.
+/// one string comparison in the common case. Transcoded records go further: a run of
+/// records with the same [`Warning`]s is counted as one, and spelt out once.
 #[derive(Default)]
 struct JobTally {
     counts: Vec<(String, u64)>,
     positions: HashMap<String, usize>,
     next: usize,
+    /// The warnings of the current run of transcoded records, and its length.
+    run: Vec<Warning<'static>>,
+    run_len: u64,
 }
 
 impl JobTally {
     fn count(&mut self, warning: &str) {
+        self.count_n(warning, 1);
+    }
+
+    fn count_n(&mut self, warning: &str, n: u64) {
         let at = match self.counts.get(self.next) {
             Some((w, _)) if w == warning => self.next,
             _ => match self.positions.get(warning) {
@@ -136,8 +145,35 @@ impl JobTally {
                 }
             },
         };
-        self.counts[at].1 += 1;
+        self.counts[at].1 += n;
         self.next = at + 1;
+    }
+
+    /// Counts the warnings of one transcoded record.
+    fn count_record(&mut self, warnings: &[Warning<'_>]) {
+        if self.run_len > 0 && self.run.as_slice() == warnings {
+            self.run_len += 1;
+            return;
+        }
+        self.end_run();
+        self.run.extend(warnings.iter().map(Warning::to_owned));
+        self.run_len = 1;
+    }
+
+    /// Counts the current run's warnings, spelt out.
+    fn end_run(&mut self) {
+        let (run, n) = (
+            std::mem::take(&mut self.run),
+            std::mem::take(&mut self.run_len),
+        );
+        let mut text = String::new();
+        for w in &run {
+            text.clear();
+            w.write_text(&mut text);
+            self.count_n(&text, n);
+        }
+        self.run = run;
+        self.run.clear();
     }
 }
 
@@ -223,10 +259,12 @@ impl Ctx<'_> {
                     )?;
                     index += 1;
                 }
+                // Reused from line to line.
+                let mut warnings = Vec::new();
                 for (line, bytes) in chunk.lines() {
                     let record = match std::str::from_utf8(bytes) {
                         Ok(text) if text.trim().is_empty() => continue,
-                        Ok(text) if self.transcoded(index, text, &mut out)? => {
+                        Ok(text) if self.transcoded(index, text, &mut warnings, &mut out)? => {
                             index += 1;
                             continue;
                         }
@@ -246,21 +284,27 @@ impl Ctx<'_> {
 
     /// Converts one line through the [`Transcoder`], if there is one and the line has
     /// the shape it handles; false: use the general path.
-    fn transcoded(&self, index: u64, text: &str, out: &mut JobOut) -> anyhow::Result<bool> {
+    fn transcoded<'t>(
+        &self,
+        index: u64,
+        text: &'t str,
+        warnings: &mut Vec<Warning<'t>>,
+        out: &mut JobOut,
+    ) -> anyhow::Result<bool> {
         let Some(t) = &self.transcoder else {
             return Ok(false);
         };
-        let (detail, tally) = (self.detail, &mut out.tally);
-        let mut warnings = Vec::new();
-        let mut warn = |w: &str| {
-            tally.count(w);
-            if detail {
-                warnings.push(w.to_owned());
-            }
-        };
-        let Some(done) = t.transcode(text, self.index, &mut out.join, &mut out.buf, &mut warn)?
+        let detail = self.detail;
+        warnings.clear();
+        let Some(done) = t.transcode(text, self.index, &mut out.join, &mut out.buf, warnings)?
         else {
             return Ok(false);
+        };
+        out.tally.count_record(warnings);
+        let warnings = if detail {
+            warnings.iter().map(Warning::text).collect()
+        } else {
+            Vec::new()
         };
         let end = out.buf.len();
         out.buf.push(b'\n');

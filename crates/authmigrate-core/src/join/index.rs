@@ -244,7 +244,8 @@ impl IndexBuilder {
             .writer
             .into_inner()
             .map_err(|e| temp_error("write", e.into_error()))?;
-        self.keys.sort_unstable();
+        // Sorting two million keys takes a tenth of a second: on every core.
+        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut self.keys[..]);
         let mut index = PasswordIndex {
             keys: self.keys,
             homes: 0,
