@@ -13,95 +13,11 @@ use super::is_std;
 use crate::error::{Error, Result};
 
 const WRITE_BUFFER: usize = 64 * 1024;
-/// A helper thread starts flushing a file to disk each time this many more bytes
-/// were written, so that `finish` waits only for the tail.
-const SYNC_EVERY: u64 = 32 << 20;
 
 enum Sink {
     Stdout(BufWriter<Stdout>),
-    File(BufWriter<EarlySync>),
-    Gzip(GzEncoder<BufWriter<EarlySync>>),
-}
-
-/// A file whose writeback starts while it is being written: past every [`SYNC_EVERY`]
-/// bytes a helper thread calls `sync_data` on a second handle. A big output then costs
-/// little at [`EarlySync::finish`], whose `sync_all` would otherwise wait for all of it
-/// with every core idle. A flush still running when the next one is due is not queued.
-struct EarlySync {
-    file: File,
-    unsynced: u64,
-    /// [`SYNC_EVERY`], but for tests.
-    every: u64,
-    helper: Option<SyncHelper>,
-}
-
-struct SyncHelper {
-    due: std::sync::mpsc::SyncSender<()>,
-    thread: std::thread::JoinHandle<io::Result<()>>,
-}
-
-impl EarlySync {
-    fn new(file: File) -> Self {
-        Self {
-            file,
-            unsynced: 0,
-            every: SYNC_EVERY,
-            helper: None,
-        }
-    }
-
-    /// Asks the helper for a flush, starting it on first use. A handle that cannot be
-    /// cloned only means no early flush: `finish` still syncs everything.
-    fn sync_soon(&mut self) {
-        if self.helper.is_none() {
-            let Ok(file) = self.file.try_clone() else {
-                return;
-            };
-            let (due, requests) = std::sync::mpsc::sync_channel::<()>(1);
-            let thread = std::thread::Builder::new()
-                .name("output-sync".into())
-                .spawn(move || {
-                    // An error is kept for `finish`: this handle shares the file's error
-                    // state, so the final sync might not see it again.
-                    for () in requests {
-                        file.sync_data()?;
-                    }
-                    Ok(())
-                });
-            let Ok(thread) = thread else { return };
-            self.helper = Some(SyncHelper { due, thread });
-        }
-        if let Some(helper) = &self.helper {
-            let _ = helper.due.try_send(());
-        }
-    }
-
-    /// Waits for the helper and syncs the whole file.
-    fn finish(self) -> io::Result<()> {
-        if let Some(SyncHelper { due, thread }) = self.helper {
-            drop(due);
-            thread
-                .join()
-                .map_err(|_| io::Error::other("the output sync thread panicked"))??;
-        }
-        self.file.sync_all()
-    }
-}
-
-impl Write for EarlySync {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.unsynced += n as u64;
-        if self.unsynced >= self.every {
-            self.unsynced = 0;
-            self.sync_soon();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
+    File(BufWriter<File>),
+    Gzip(GzEncoder<BufWriter<File>>),
 }
 
 impl Sink {
@@ -123,7 +39,7 @@ impl Sink {
                 .into_inner()
                 .map_err(io::IntoInnerError::into_error)?,
         };
-        file.finish()
+        file.sync_all()
     }
 }
 
@@ -183,7 +99,7 @@ pub fn create_output(path: &Path, private: bool) -> Result<OutputWriter> {
     }
     #[cfg(not(unix))]
     let _ = private;
-    let buffered = BufWriter::with_capacity(WRITE_BUFFER, EarlySync::new(file));
+    let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
     let gzip = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
@@ -442,24 +358,6 @@ mod tests {
     use super::*;
     use crate::io::{InputFormat, RecordReader};
     use serde_json::json;
-
-    #[test]
-    fn early_sync_flushes_on_the_way_and_keeps_every_byte() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.bin");
-        let mut file = EarlySync::new(File::create(&path).unwrap());
-        file.every = 64 << 10;
-        let mut expected = Vec::new();
-        for i in 0..4000u32 {
-            let piece: Vec<u8> = (0..(i % 700)).map(|j| (i ^ j) as u8).collect();
-            file.write_all(&piece).unwrap();
-            expected.extend_from_slice(&piece);
-        }
-        assert!(expected.len() > 16 * (64 << 10));
-        assert!(file.helper.is_some(), "no early flush was started");
-        file.finish().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), expected);
-    }
 
     #[test]
     fn gzip_round_trip_through_reader() {
