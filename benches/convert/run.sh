@@ -38,6 +38,9 @@ measure() {
     local label="$1"; shift
     local tv="$DATA/$label.time"
     echo "== $label: $*"
+    # Start both programs from the same quiet disk: the previous run's output and its
+    # deleted files are written back (and discarded) before the clock starts.
+    sync
     if ! /usr/bin/time -v -o "$tv" "$@"; then
         echo "!! $label failed (see above)"; cat "$tv" >&2 || true
         return 1
