@@ -229,7 +229,8 @@ impl TextChunks {
     /// The next chunk, `None` at the end of the input.
     pub(crate) fn next_chunk(&mut self) -> anyhow::Result<Option<TextChunk>> {
         let mut buf = self.pool.take();
-        buf.reserve(self.carry.len() + CHUNK_BYTES);
+        // Room for a chunk and the usual carried line, so a reused buffer is not moved.
+        buf.reserve(self.carry.len().max(CHUNK_BYTES / 8) + CHUNK_BYTES);
         buf.extend_from_slice(&self.carry);
         self.carry.clear();
         let mut want = CHUNK_BYTES;
