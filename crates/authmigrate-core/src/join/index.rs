@@ -840,6 +840,10 @@ mod tests {
                 "mask {mask:#x}"
             );
         }
+        let empty = build(&[], u64::from(u32::MAX), 1);
+        let mut stats = JoinStats::default();
+        let got = empty.lookup(Some("auth0|a"), Some("a@example.com"), &mut stats);
+        assert!(got.unwrap().is_none());
     }
 
     #[test]
