@@ -139,9 +139,9 @@ impl Warning<'_> {
         out
     }
 
-    /// The same warning, owning its strings.
-    pub(crate) fn to_owned(&self) -> Warning<'static> {
-        let own = |s: &Cow<'_, str>| Cow::Owned(s.clone().into_owned());
+    /// The same warning, owning its strings (what a run of records keeps).
+    pub(crate) fn to_static(&self) -> Warning<'static> {
+        let own = |s: &Cow<'_, str>| Cow::Owned(s.as_ref().to_owned());
         match self {
             Warning::Text(text) => Warning::Text(own(text)),
             Warning::Metadata(meta, key) => Warning::Metadata(*meta, own(key)),

@@ -156,7 +156,7 @@ impl JobTally {
             return;
         }
         self.end_run();
-        self.run.extend(warnings.iter().map(Warning::to_owned));
+        self.run.extend(warnings.iter().map(Warning::to_static));
         self.run_len = 1;
     }
 
@@ -294,14 +294,13 @@ impl Ctx<'_> {
         let Some(t) = &self.transcoder else {
             return Ok(false);
         };
-        let detail = self.detail;
         warnings.clear();
         let Some(done) = t.transcode(text, self.index, &mut out.join, &mut out.buf, warnings)?
         else {
             return Ok(false);
         };
         out.tally.count_record(warnings);
-        let warnings = if detail {
+        let warnings = if self.detail {
             warnings.iter().map(Warning::text).collect()
         } else {
             Vec::new()
@@ -310,7 +309,7 @@ impl Ctx<'_> {
         out.buf.push(b'\n');
         out.done.push(Done {
             index,
-            email: done.email.filter(|_| detail).map(Cow::into_owned),
+            email: done.email.filter(|_| self.detail).map(Cow::into_owned),
             outcome: Ok((end, warnings)),
         });
         Ok(true)
