@@ -3,9 +3,9 @@
 //! [`PasswordIndex`] is what makes the common case of `convert --password-hashes` fast.
 //! It holds 8 bytes per key (a 32-bit fingerprint of the key, a kind bit and the
 //! entry's 31-bit position in the temp file, in 8-byte units) in a table one quarter
-//! empty, so 10 bytes per key and 20 per entry with an id and an e-mail; the entries
-//! themselves (id, lower-cased e-mail, hash) sit in an anonymous `0600` temp file. A
-//! million entries take about 20 MB. Lookups take `&self`, so every core can attach
+//! empty, so 10 bytes per key and 21 per entry with an id, an e-mail and a "used" flag;
+//! the entries themselves (id, lower-cased e-mail, hash) sit in an anonymous `0600`
+//! temp file. A million entries take about 21 MB. Lookups take `&self`, so every core can attach
 //! hashes to its own users while the input streams through once, in any order, with no
 //! user spill.
 //!
@@ -31,16 +31,16 @@ use std::hash::BuildHasher;
 
 use foldhash::quality::RandomState;
 use std::io::{BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{HashEntry, JoinOptions, JoinStats, email_key, id_key};
 use crate::error::{Error, Result};
 use crate::record::{PasswordHash, UserRecord};
 use crate::secret::Secret;
 
-/// Bytes of memory one indexed entry costs: its two keys, and the empty slots beside
-/// them.
-pub const INDEX_BYTES_PER_ENTRY: usize = 2 * BYTES_PER_KEY;
+/// Bytes of memory one indexed entry costs: its two keys, the empty slots beside
+/// them, and its "used" flag.
+pub const INDEX_BYTES_PER_ENTRY: usize = 2 * BYTES_PER_KEY + 1;
 /// A key and its share of empty slots: the table has `keys + keys / 4` slots.
 const BYTES_PER_KEY: usize = 10;
 /// An empty slot. No key equals it: positions stay below [`POSITION`].
@@ -232,9 +232,9 @@ impl IndexBuilder {
         Ok(self.memory() <= self.budget)
     }
 
-    /// Bytes the table will take (its empty slots are charged per key).
+    /// Bytes the table and the used flags will take (empty slots are charged per key).
     fn memory(&self) -> usize {
-        self.keys.len() * BYTES_PER_KEY
+        self.keys.len() * BYTES_PER_KEY + self.entries as usize
     }
 
     /// Sorts the keys, drops repeated keys (the first entry wins), lays them out in
@@ -252,9 +252,7 @@ impl IndexBuilder {
             file,
             file_len: self.written,
             hasher: self.hasher,
-            used: (0..self.entries.div_ceil(64))
-                .map(|_| AtomicU64::new(0))
-                .collect(),
+            used: (0..self.entries).map(|_| AtomicBool::new(false)).collect(),
             entries: self.entries,
             duplicate_keys: 0,
         };
@@ -293,8 +291,10 @@ pub struct PasswordIndex {
     file: File,
     file_len: u64,
     hasher: KeyHasher,
-    /// One bit per entry: used by some user.
-    used: Vec<AtomicU64>,
+    /// One flag per entry: used by some user. A byte each, not a bit: marking is a
+    /// plain store, which never waits for the cache line the way a read-modify-write
+    /// of a shared word does when both cores mark entries at random.
+    used: Vec<AtomicBool>,
     entries: u64,
     duplicate_keys: u64,
 }
@@ -368,7 +368,7 @@ impl PasswordIndex {
 
     /// Bytes the in-memory tables take.
     pub fn memory(&self) -> usize {
-        self.keys.len() * 8 + self.used.len() * 8
+        self.keys.len() * 8 + self.used.len()
     }
 
     /// Reads the entry at `position` (in [`ALIGN`] units) and calls `f` with it.
@@ -479,8 +479,8 @@ impl PasswordIndex {
         let Some(((ordinal, hash), by_email)) = hit else {
             return Ok(None);
         };
-        if let Some(word) = self.used.get((ordinal / 64) as usize) {
-            word.fetch_or(1 << (ordinal % 64), Ordering::Relaxed);
+        if let Some(flag) = self.used.get(ordinal as usize) {
+            flag.store(true, Ordering::Relaxed);
         }
         if by_email {
             stats.by_email += 1;
@@ -496,8 +496,8 @@ impl PasswordIndex {
         let used: u64 = self
             .used
             .iter()
-            .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
-            .sum();
+            .filter(|flag| flag.load(Ordering::Relaxed))
+            .count() as u64;
         stats.hashes = self.entries;
         stats.unused_hashes = self.entries - used;
         stats.duplicate_keys = self.duplicate_keys;
