@@ -239,9 +239,12 @@ impl<'a> Transcoder<'a> {
             }
         }
 
+        // serde_json lends a string only when it holds no escape, and it refuses raw
+        // control characters: such a string, or its lower-case form, is written as is.
+        let plain = !p.strs.iter().any(|v| matches!(v, Some(Cow::Owned(_))));
         let start = out.len();
         let written = (|| -> serde_json::Result<()> {
-            let mut rec = Record::new(out);
+            let mut rec = Record::new(out, plain);
             rec.str("email", email.as_deref())?;
             rec.bool("email_verified", email_verified);
             rec.str("preferred_username", username.as_deref())?;
@@ -316,12 +319,18 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
 struct Record<'o> {
     out: &'o mut Vec<u8>,
     first: bool,
+    /// The string values need no escaping (see [`Transcoder::transcode`]).
+    plain: bool,
 }
 
 impl<'o> Record<'o> {
-    fn new(out: &'o mut Vec<u8>) -> Self {
+    fn new(out: &'o mut Vec<u8>, plain: bool) -> Self {
         out.push(b'{');
-        Self { out, first: true }
+        Self {
+            out,
+            first: true,
+            plain,
+        }
     }
 
     /// Writes `,"key":` (keys are plain ASCII: no escape needed).
@@ -337,7 +346,14 @@ impl<'o> Record<'o> {
     fn str(&mut self, key: &str, v: Option<&str>) -> serde_json::Result<()> {
         if let Some(v) = v {
             self.key(key);
-            write_json_str(self.out, v)?;
+            if self.plain {
+                debug_assert!(!v.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+                self.out.push(b'"');
+                self.out.extend_from_slice(v.as_bytes());
+                self.out.push(b'"');
+            } else {
+                write_json_str(self.out, v)?;
+            }
         }
         Ok(())
     }

@@ -245,6 +245,10 @@ impl Ctx<'_> {
                 }
             }
             Job::Text(chunk) => {
+                // Sized up front: grown by doubling, these buffers were copied over
+                // about twice their final size per chunk.
+                out.buf = Vec::with_capacity(chunk.text.len() * 5 / 8);
+                out.done = Vec::with_capacity(chunk.text.len() / 256);
                 let mut index = 0u64;
                 if chunk.too_long {
                     let reason = format!(
