@@ -16,8 +16,64 @@ const WRITE_BUFFER: usize = 64 * 1024;
 
 enum Sink {
     Stdout(BufWriter<Stdout>),
-    File(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    File(BufWriter<WriteBehind>),
+    Gzip(GzEncoder<BufWriter<WriteBehind>>),
+}
+
+/// Bytes written between two requests to start writing the file back to disk.
+#[cfg(not(test))]
+const WRITE_BEHIND_STEP: u64 = 16 << 20;
+#[cfg(test)]
+const WRITE_BEHIND_STEP: u64 = 64 << 10;
+
+/// A file that asks the kernel to start writing back what was written, every
+/// [`WRITE_BEHIND_STEP`] bytes, without waiting for it. The final `fsync` then finds
+/// little left to write, instead of the whole output (0.25 s for 400 MB here, with
+/// the CPU idle), and the output does not crowd the page cache.
+struct WriteBehind {
+    file: File,
+    written: u64,
+    /// Everything before this offset was handed to writeback.
+    started: u64,
+}
+
+impl WriteBehind {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+
+    /// Starts the writeback of `started..written`. Advisory: a failure is ignored (the
+    /// final `fsync` still writes everything and reports errors).
+    fn start_writeback(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            let len = std::num::NonZeroU64::new(self.written - self.started);
+            // DONTNEED starts the writeback of dirty pages (WB_SYNC_NONE) and drops
+            // the clean ones, e.g. those written back after the previous call.
+            let _ =
+                rustix::fs::fadvise(&self.file, self.started, len, rustix::fs::Advice::DontNeed);
+        }
+        self.started = self.written;
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITE_BEHIND_STEP {
+            self.start_writeback();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl Sink {
@@ -39,7 +95,7 @@ impl Sink {
                 .into_inner()
                 .map_err(io::IntoInnerError::into_error)?,
         };
-        file.sync_all()
+        file.file.sync_all()
     }
 }
 
@@ -99,7 +155,7 @@ pub fn create_output(path: &Path, private: bool) -> Result<OutputWriter> {
     }
     #[cfg(not(unix))]
     let _ = private;
-    let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
+    let buffered = BufWriter::with_capacity(WRITE_BUFFER, WriteBehind::new(file));
     let gzip = path
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
@@ -378,6 +434,32 @@ mod tests {
             .collect();
         assert_eq!(records.len(), 1000);
         assert_eq!(records[999].value.as_ref().unwrap()["email"], "u999@x.com");
+    }
+
+    #[test]
+    fn write_behind_keeps_every_byte_in_order() {
+        // Many writeback steps, writes of odd sizes across their boundaries.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.ndjson");
+        let mut out = create_output(&path, false).unwrap();
+        let mut expected = Vec::new();
+        let mut i = 0u64;
+        while expected.len() < 10 * WRITE_BEHIND_STEP as usize + 12_345 {
+            let piece = format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}\n",
+                "x".repeat((i % 997) as usize)
+            );
+            out.write_all(piece.as_bytes()).unwrap();
+            expected.extend_from_slice(piece.as_bytes());
+            i += 1;
+        }
+        out.finish().unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(written.len(), expected.len());
+        assert!(
+            written == expected,
+            "the file differs from what was written"
+        );
     }
 
     #[test]
