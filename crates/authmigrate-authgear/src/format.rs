@@ -119,18 +119,28 @@ pub fn authgear_bcrypt(hash: &PasswordHash) -> Result<&Secret, RecordFailure> {
         return Err(unsupported("re-encoded bcrypt"));
     }
     let value = &hash.hash.value;
+    authgear_bcrypt_str(value.expose())?;
+    Ok(value)
+}
+
+/// Checks that a plain bcrypt string (`$2b$10$...`) can be imported into Authgear: the
+/// string-level half of [`authgear_bcrypt`], for a hash that is not (yet) a
+/// [`PasswordHash`].
+#[doc(hidden)]
+pub fn authgear_bcrypt_str(value: &str) -> Result<(), RecordFailure> {
+    use authmigrate_core::record::{bcrypt_cost_of, bcrypt_version_of};
     let bad = |reason: String| {
         RecordFailure::new(
             "INVALID_RECORD",
             format!("`password.password_hash`: {reason}"),
         )
     };
-    if !matches!(hash.bcrypt_version(), Some("2a" | "2b" | "2y")) {
+    if !matches!(bcrypt_version_of(value), Some("2a" | "2b" | "2y")) {
         return Err(bad(
             "bcrypt hash must start with `$2a$`, `$2b$` or `$2y$`".into()
         ));
     }
-    match hash.bcrypt_cost() {
+    match bcrypt_cost_of(value) {
         Some(c) if (4..=31).contains(&c) => {}
         Some(c) => return Err(bad(format!("bcrypt cost {c} is outside 4..31"))),
         None => return Err(bad("bcrypt hash has no two-digit cost".into())),
@@ -141,7 +151,7 @@ pub fn authgear_bcrypt(hash: &PasswordHash) -> Result<&Secret, RecordFailure> {
             value.len()
         )));
     }
-    Ok(value)
+    Ok(())
 }
 
 /// Looks a dotted path up in a JSON object.

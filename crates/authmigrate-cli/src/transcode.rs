@@ -30,12 +30,11 @@ use authmigrate_auth0::format::{
     IdentityFields, RAW_VALUE_TOKEN, Skip, SkipVisitor, carries_identities,
 };
 use authmigrate_authgear::format::{
-    AuthgearMapOptions, Identifier, SOURCE_ID_WARNING, authgear_bcrypt, login_id, metadata_warning,
-    non_empty, unmapped_warning,
+    AuthgearMapOptions, Identifier, SOURCE_ID_WARNING, authgear_bcrypt_str, login_id,
+    metadata_warning, non_empty, unmapped_warning,
 };
 use authmigrate_core::format::NO_PASSWORD;
 use authmigrate_core::join::{JoinStats, PasswordIndex};
-use authmigrate_core::record::PasswordHash;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 #[cfg(test)]
@@ -225,37 +224,46 @@ impl<'a> Transcoder<'a> {
         let phone_verified = p.bools[PHONE_VERIFIED].filter(|_| phone_number.is_some());
         let profile = PROFILE_FIELDS.map(|(i, key)| non_empty(&mut w, key, s(i)));
 
+        // The hash is looked up where the record takes it, and written from the read
+        // buffer: no copy of it is made.
         let before = *stats;
-        let mut password = None;
-        if let Some(ix) = index {
-            if let Some(hash) = ix.lookup(s(USER_ID), s(EMAIL), stats)? {
-                let hash = PasswordHash::bcrypt(hash);
-                if authgear_bcrypt(&hash).is_err() {
-                    // The general path fails this record and says why.
-                    *stats = before;
-                    return Ok(None);
-                }
-                password = Some(hash);
-            }
-        }
-
+        let mut password = false;
+        let mut index_error = None;
         // serde_json lends a string only when it holds no escape, and it refuses raw
         // control characters: such a string, or its lower-case form, is written as is.
         let plain = !p.strs.iter().any(|v| matches!(v, Some(Cow::Owned(_))));
         let start = out.len();
-        let written = (|| -> serde_json::Result<()> {
+        // `Ok(false)`: decline the line.
+        let written = (|| -> serde_json::Result<bool> {
             let mut rec = Record::new(out, plain);
             rec.str("email", email.as_deref())?;
             rec.bool("email_verified", email_verified);
             rec.str("preferred_username", username.as_deref())?;
             rec.str("name", name)?;
             rec.str("nickname", nickname)?;
-            if let Some(hash) = &password {
-                rec.key("password");
-                rec.out
-                    .extend_from_slice(br#"{"type":"bcrypt","password_hash":"#);
-                write_json_str(rec.out, hash.hash.value.expose())?;
-                rec.out.push(b'}');
+            if let Some(ix) = index {
+                let hit = ix.lookup_with(s(USER_ID), s(EMAIL), stats, |hash| {
+                    if authgear_bcrypt_str(hash).is_err() {
+                        // The general path fails this record and says why.
+                        return Ok(false);
+                    }
+                    rec.key("password");
+                    rec.out
+                        .extend_from_slice(br#"{"type":"bcrypt","password_hash":"#);
+                    write_json_str(rec.out, hash)?;
+                    rec.out.push(b'}');
+                    Ok(true)
+                });
+                match hit {
+                    Err(e) => {
+                        index_error = Some(e);
+                        return Ok(false);
+                    }
+                    Ok(Some(Ok(true))) => password = true,
+                    Ok(Some(Ok(false))) => return Ok(false),
+                    Ok(Some(Err(e))) => return Err(e),
+                    Ok(None) => {}
+                }
             }
             rec.str("phone_number", phone_number)?;
             rec.bool("phone_number_verified", phone_verified);
@@ -264,9 +272,12 @@ impl<'a> Transcoder<'a> {
             }
             rec.bool("disabled", (p.bools[BLOCKED] == Some(true)).then_some(true));
             rec.out.push(b'}');
-            Ok(())
+            Ok(true)
         })();
-        if written.is_err() {
+        if let Some(e) = index_error {
+            return Err(e);
+        }
+        if !matches!(written, Ok(true)) {
             out.truncate(start);
             *stats = before;
             return Ok(None);
@@ -290,7 +301,7 @@ impl<'a> Transcoder<'a> {
                 warnings.push(Warning::Unmapped(Cow::Borrowed(p.unknown.keys[i])));
             }
         }
-        if password.is_none() {
+        if !password {
             warnings.push(Warning::Text(Cow::Borrowed(NO_PASSWORD)));
         }
         let email = p.strs[EMAIL].take();

@@ -206,6 +206,21 @@ pub struct PasswordHash {
     pub parallelization: Option<u32>,
 }
 
+/// The cost of a modular-crypt bcrypt string (`$2b$10$...` → 10), as
+/// [`PasswordHash::bcrypt_cost`] reads it.
+pub fn bcrypt_cost_of(hash: &str) -> Option<u32> {
+    let mut parts = hash.split('$');
+    parts.next()?; // empty before the first '$'
+    parts.next()?; // version
+    parts.next()?.parse().ok()
+}
+
+/// The version tag of a modular-crypt bcrypt string (`$2b$10$...` → `2b`), as
+/// [`PasswordHash::bcrypt_version`] reads it.
+pub fn bcrypt_version_of(hash: &str) -> Option<&str> {
+    hash.strip_prefix('$')?.split('$').next()
+}
+
 impl PasswordHash {
     /// A plain bcrypt hash in modular-crypt form (`$2b$10$...`).
     pub fn bcrypt(hash: impl Into<Secret>) -> Self {
@@ -233,17 +248,12 @@ impl PasswordHash {
 
     /// The bcrypt cost encoded in a plain bcrypt hash (`$2b$10$...` → 10).
     pub fn bcrypt_cost(&self) -> Option<u32> {
-        let h = self.as_plain_bcrypt()?.expose();
-        let mut parts = h.split('$');
-        parts.next()?; // empty before the first '$'
-        parts.next()?; // version
-        parts.next()?.parse().ok()
+        bcrypt_cost_of(self.as_plain_bcrypt()?.expose())
     }
 
     /// The bcrypt version tag (`2a`, `2b`, `2y`) of a plain bcrypt hash.
     pub fn bcrypt_version(&self) -> Option<&str> {
-        let h = self.as_plain_bcrypt()?.expose();
-        h.strip_prefix('$')?.split('$').next()
+        bcrypt_version_of(self.as_plain_bcrypt()?.expose())
     }
 
     /// Every problem with this hash's shape, as (field path under `password`, reason).

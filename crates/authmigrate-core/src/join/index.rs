@@ -426,12 +426,23 @@ impl PasswordIndex {
             .map(|k| *k & POSITION)
     }
 
-    /// The first entry whose key of this kind is `key`: its ordinal and hash.
-    fn find(&self, email: bool, key: &str) -> Result<Option<(u64, Secret)>> {
+    /// Calls `f` (taken from `f`) with the hash of the first entry whose key of this
+    /// kind is `key`, if there is one, and gives the entry's ordinal with what `f`
+    /// returned.
+    fn find<T>(
+        &self,
+        email: bool,
+        key: &str,
+        f: &mut Option<impl FnOnce(&str) -> T>,
+    ) -> Result<Option<(u64, T)>> {
         let fp = self.hasher.fingerprint(email, key);
         for position in self.candidates(email, fp) {
             let hit = self.with_entry(position, |e| {
-                (e.key(email) == key).then(|| (e.ordinal, Secret::new(e.hash.to_owned())))
+                if e.key(email) != key {
+                    return None;
+                }
+                let f = f.take()?;
+                Some((e.ordinal, f(e.hash)))
             })?;
             if hit.is_some() {
                 return Ok(hit);
@@ -466,28 +477,37 @@ impl PasswordIndex {
         email: Option<&str>,
         stats: &mut JoinStats,
     ) -> Result<Option<Secret>> {
+        self.lookup_with(id, email, stats, |hash| Secret::new(hash.to_owned()))
+    }
+
+    /// [`PasswordIndex::lookup`] without a copy: calls `f` with the hash, borrowed
+    /// from the read buffer, and gives what it returned. Counts the same.
+    pub fn lookup_with<T>(
+        &self,
+        id: Option<&str>,
+        email: Option<&str>,
+        stats: &mut JoinStats,
+        f: impl FnOnce(&str) -> T,
+    ) -> Result<Option<T>> {
         stats.users += 1;
-        let mut hit = match id.filter(|s| !s.is_empty()) {
-            Some(id) => self.find(false, id)?.map(|h| (h, false)),
-            None => None,
-        };
+        let mut f = Some(f);
+        let mut hit = None;
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            hit = self.find(false, id, &mut f)?;
+            stats.by_id += u64::from(hit.is_some());
+        }
         if hit.is_none()
             && let Some(key) = email.and_then(lower_email)
         {
-            hit = self.find(true, &key)?.map(|h| (h, true));
+            hit = self.find(true, &key, &mut f)?;
+            stats.by_email += u64::from(hit.is_some());
         }
-        let Some(((ordinal, hash), by_email)) = hit else {
-            return Ok(None);
-        };
-        if let Some(flag) = self.used.get(ordinal as usize) {
-            flag.store(true, Ordering::Relaxed);
-        }
-        if by_email {
-            stats.by_email += 1;
-        } else {
-            stats.by_id += 1;
-        }
-        Ok(Some(hash))
+        Ok(hit.map(|(ordinal, value)| {
+            if let Some(flag) = self.used.get(ordinal as usize) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            value
+        }))
     }
 
     /// Fills in the counts only the index knows (hashes, unused hashes, repeated keys)
