@@ -48,10 +48,13 @@ const EMPTY: u64 = u64::MAX;
 /// Keys per block when the sorted keys are spread into the table (see
 /// [`PasswordIndex::spread`]).
 const SPREAD_BLOCK: usize = 1024;
-/// The kind bit of a key: set for e-mail keys, clear for id keys.
-const EMAIL_BIT: u64 = 1 << 31;
+/// The kind bit of a key, its top bit: set for e-mail keys, clear for id keys. Sorted,
+/// all id keys come before all e-mail keys.
+const EMAIL_BIT: u64 = 1 << 63;
+/// Where the 32-bit fingerprint sits in a key.
+const FP_SHIFT: u32 = 31;
 /// The position part of a key: the entry's offset in the temp file / 8 (31 bits).
-const POSITION: u64 = EMAIL_BIT - 1;
+const POSITION: u64 = (1 << FP_SHIFT) - 1;
 /// Entries are stored at multiples of this many bytes.
 const ALIGN: usize = 8;
 /// Buffer of the temp file writer.
@@ -89,7 +92,7 @@ pub struct EncodedBlock {
     /// three length-prefixed strings), padded to [`ALIGN`].
     bytes: Vec<u8>,
     entries: u32,
-    /// `(fingerprint << 32) | kind bit | position within the block`.
+    /// `kind bit | fingerprint << 31 | position within the block`.
     keys: Vec<u64>,
 }
 
@@ -120,11 +123,11 @@ impl EncodedBlock {
         let position = (self.bytes.len() / ALIGN) as u64;
         if let Some(id) = id {
             self.keys
-                .push((hasher.fingerprint(false, id) << 32) | position);
+                .push((hasher.fingerprint(false, id) << FP_SHIFT) | position);
         }
         if let Some(email) = &email {
             self.keys
-                .push((hasher.fingerprint(true, email) << 32) | EMAIL_BIT | position);
+                .push(EMAIL_BIT | (hasher.fingerprint(true, email) << FP_SHIFT) | position);
         }
         self.bytes.extend_from_slice(&self.entries.to_le_bytes());
         for part in [id.unwrap_or(""), email.as_deref().unwrap_or(""), hash] {
@@ -248,7 +251,7 @@ impl IndexBuilder {
         rayon::slice::ParallelSliceMut::par_sort_unstable(&mut self.keys[..]);
         let mut index = PasswordIndex {
             keys: self.keys,
-            homes: 0,
+            tables: [Table::default(); 2],
             file,
             file_len: self.written,
             hasher: self.hasher,
@@ -283,11 +286,14 @@ fn temp_error(action: &'static str, e: std::io::Error) -> Error {
 
 /// Password-hash entries indexed by id and e-mail. See the [module docs](self).
 pub struct PasswordIndex {
-    /// The table: `(fingerprint << 32) | kind bit | position`, one key of one entry
-    /// each, in ascending order, each at or after its home slot; [`EMPTY`] between.
+    /// Two tables back to back, the id keys' then the e-mail keys' (see [`Table`]):
+    /// `kind bit | fingerprint << 31 | position`, one key of one entry each, in
+    /// ascending order, each at or after its home slot; [`EMPTY`] between. Apart, the
+    /// table that almost every lookup reads (ids) is half the size, and stays in the
+    /// cache better.
     keys: Vec<u64>,
-    /// Home slots are `0..homes` (fingerprints scaled to this).
-    homes: usize,
+    /// Where the id table and the e-mail table are in `keys`.
+    tables: [Table; 2],
     file: File,
     file_len: u64,
     hasher: KeyHasher,
@@ -307,6 +313,17 @@ impl fmt::Debug for PasswordIndex {
             .field("duplicate_keys", &self.duplicate_keys)
             .finish()
     }
+}
+
+/// One of the two tables in [`PasswordIndex::keys`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Table {
+    /// Its first slot.
+    start: usize,
+    /// Its slots.
+    len: usize,
+    /// Home slots are `start..start + homes` (fingerprints scaled to this).
+    homes: usize,
 }
 
 /// One entry read back from the temp file.
@@ -411,15 +428,19 @@ impl PasswordIndex {
     /// The positions of the entries whose key of this kind has this fingerprint, in
     /// file order.
     fn candidates(&self, email: bool, fp: u64) -> impl Iterator<Item = u64> + '_ {
-        let want = (fp << 32) | if email { EMAIL_BIT } else { 0 };
+        let want = (fp << FP_SHIFT) | if email { EMAIL_BIT } else { 0 };
+        let table = self.tables[usize::from(email)];
+        let keys = self
+            .keys
+            .get(table.start..table.start + table.len)
+            .unwrap_or(&[]);
         // Smaller keys that were pushed past their own home come first; an empty slot
         // or a bigger key means there is no such key.
-        let mut at = home(fp, self.homes);
-        while self.keys.get(at).is_some_and(|k| *k < want) {
+        let mut at = home(fp, table.homes);
+        while keys.get(at).is_some_and(|k| *k < want) {
             at += 1;
         }
-        self.keys
-            .get(at..)
+        keys.get(at..)
             .unwrap_or(&[])
             .iter()
             .take_while(move |k| **k != EMPTY && (**k & !POSITION) == want)
@@ -561,49 +582,88 @@ impl PasswordIndex {
         Ok(())
     }
 
-    /// Lays the sorted keys out in the table, in place: key `i` goes to slot
-    /// `s(i) = max(home(i), s(i - 1) + 1)`, empty slots between. As `s(i) >= i`, moving
-    /// the keys from the last one down never overwrites a key not yet moved; the slots
-    /// are recomputed block by block from a checkpoint kept every [`SPREAD_BLOCK`] keys.
+    /// Lays the sorted keys out in their two tables, in place. Within a table, key `i`
+    /// goes to slot `s(i) = max(home(i), s(i - 1) + 1)`, empty slots between; the
+    /// e-mail table starts where the id table ends. Every key moves up (`s(i) >= i`,
+    /// and the id table has at least one slot per id key), so moving the e-mail keys
+    /// first, then the id keys, each from the last one down, never overwrites a key
+    /// not yet moved.
     fn spread(&mut self) {
         let n = self.keys.len();
-        self.homes = (n + n / 4).max(1);
-        let homes = self.homes;
-        let slot_of = |key: u64, before: Option<usize>| {
-            home(key >> 32, homes).max(before.map_or(0, |s| s + 1))
+        let ids = self.keys.partition_point(|k| k & EMAIL_BIT == 0);
+        let mut id = Table {
+            start: 0,
+            len: 0,
+            homes: (ids + ids / 4).max(1),
         };
-        let mut checkpoints = Vec::with_capacity(n.div_ceil(SPREAD_BLOCK));
-        let mut last = None;
-        for (i, key) in self.keys.iter().enumerate() {
-            if i % SPREAD_BLOCK == 0 {
-                checkpoints.push(last);
-            }
-            last = Some(slot_of(*key, last));
-        }
-        let len = last.map_or(0, |s| s + 1).max(homes);
-        self.keys.reserve_exact(len - n);
-        self.keys.resize(len, EMPTY);
-        let mut slots = [0usize; SPREAD_BLOCK];
-        // The first slot already laid out (everything from it on is final).
-        let mut next = len;
-        for (block, checkpoint) in checkpoints.iter().enumerate().rev() {
-            let start = block * SPREAD_BLOCK;
-            let end = (start + SPREAD_BLOCK).min(n);
-            let mut before = *checkpoint;
-            for i in start..end {
-                let s = slot_of(self.keys[i], before);
-                slots[i - start] = s;
-                before = Some(s);
-            }
-            for i in (start..end).rev() {
-                let (key, s) = (self.keys[i], slots[i - start]);
-                self.keys[s + 1..next].fill(EMPTY);
-                self.keys[s] = key;
-                next = s;
-            }
-        }
-        self.keys[..next].fill(EMPTY);
+        let id_checkpoints = checkpoints(&self.keys[..ids], &mut id);
+        let mut email = Table {
+            start: id.len,
+            len: 0,
+            homes: ((n - ids) + (n - ids) / 4).max(1),
+        };
+        let email_checkpoints = checkpoints(&self.keys[ids..], &mut email);
+        let len = id.len + email.len;
+        self.keys.reserve_exact(len.saturating_sub(n));
+        self.keys.resize(len.max(n), EMPTY);
+        spread_into(&mut self.keys, ids..n, email, &email_checkpoints);
+        spread_into(&mut self.keys, 0..ids, id, &id_checkpoints);
+        self.keys.truncate(len);
+        self.tables = [id, email];
     }
+}
+
+/// The slot of a key in `table` (relative to its start), after the slot of the key
+/// before it.
+fn slot_of(key: u64, homes: usize, before: Option<usize>) -> usize {
+    home((key >> FP_SHIFT) & u64::from(u32::MAX), homes).max(before.map_or(0, |s| s + 1))
+}
+
+/// Sets `table.len` for these sorted keys and gives the slot before every
+/// [`SPREAD_BLOCK`]-th key (`None` for the first).
+fn checkpoints(keys: &[u64], table: &mut Table) -> Vec<Option<usize>> {
+    let mut checkpoints = Vec::with_capacity(keys.len().div_ceil(SPREAD_BLOCK));
+    let mut last = None;
+    for (i, key) in keys.iter().enumerate() {
+        if i % SPREAD_BLOCK == 0 {
+            checkpoints.push(last);
+        }
+        last = Some(slot_of(*key, table.homes, last));
+    }
+    table.len = last.map_or(0, |s| s + 1).max(table.homes);
+    checkpoints
+}
+
+/// Moves the sorted keys at `from` into `table` (slots recomputed block by block
+/// from the checkpoints), filling the table's other slots with [`EMPTY`]. Needs
+/// `table.start + s(i) >= from.start + i` for every key `i`.
+fn spread_into(
+    keys: &mut [u64],
+    from: std::ops::Range<usize>,
+    table: Table,
+    checkpoints: &[Option<usize>],
+) {
+    let n = from.len();
+    let mut slots = [0usize; SPREAD_BLOCK];
+    // The first slot already laid out (everything from it on is final).
+    let mut next = table.start + table.len;
+    for (block, checkpoint) in checkpoints.iter().enumerate().rev() {
+        let start = block * SPREAD_BLOCK;
+        let end = (start + SPREAD_BLOCK).min(n);
+        let mut before = *checkpoint;
+        for i in start..end {
+            let s = slot_of(keys[from.start + i], table.homes, before);
+            slots[i - start] = s;
+            before = Some(s);
+        }
+        for i in (start..end).rev() {
+            let (key, s) = (keys[from.start + i], table.start + slots[i - start]);
+            keys[s + 1..next].fill(EMPTY);
+            keys[s] = key;
+            next = s;
+        }
+    }
+    keys[table.start..next].fill(EMPTY);
 }
 
 /// The home slot of a fingerprint (below 2^32) in a table of `homes` home slots:
@@ -816,6 +876,40 @@ mod tests {
     }
 
     #[test]
+    fn one_kind_of_key_alone_fills_its_table() {
+        // Only e-mails (the id table is empty), then only ids (the e-mail table is).
+        for only_email in [true, false] {
+            let entries: Vec<HashEntry> = (0..3000u64)
+                .map(|i| HashEntry {
+                    id: (!only_email).then(|| format!("auth0|{i}")),
+                    email: only_email.then(|| format!("u{i}@example.com")),
+                    hash: hash_of(i),
+                })
+                .collect();
+            let index = build(&entries, u64::from(u32::MAX), 700);
+            let mut stats = JoinStats::default();
+            for (i, e) in entries.iter().enumerate() {
+                let got = index
+                    .lookup(e.id.as_deref(), e.email.as_deref(), &mut stats)
+                    .unwrap();
+                assert_eq!(
+                    got.as_ref().map(Secret::expose),
+                    Some(hash_of(i as u64).expose()),
+                    "entry {i}, only e-mails: {only_email}"
+                );
+            }
+            let (by_id, by_email) = if only_email { (0, 3000) } else { (3000, 0) };
+            assert_eq!((stats.by_id, stats.by_email), (by_id, by_email));
+            assert!(
+                index
+                    .lookup(Some("auth0|3000"), Some("u3000@example.com"), &mut stats)
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+
+    #[test]
     fn every_key_is_found_across_spread_blocks_and_absent_keys_are_not() {
         // Over ten spread blocks of keys; narrow masks pile fingerprints onto few home
         // slots, so long runs of keys sit far from their homes.
@@ -828,7 +922,16 @@ mod tests {
             .collect();
         for mask in [u64::from(u32::MAX), 0xffff_0000, 0x3ff] {
             let index = build(&entries, mask, 501);
-            assert!(index.keys.len() >= index.homes, "mask {mask:#x}");
+            let [id, email] = index.tables;
+            assert!(id.len >= id.homes && email.len >= email.homes, "mask {mask:#x}");
+            assert_eq!((id.start, email.start), (0, id.len), "mask {mask:#x}");
+            assert_eq!(index.keys.len(), id.len + email.len, "mask {mask:#x}");
+            let in_table = |t: Table, want: u64| {
+                index.keys[t.start..t.start + t.len]
+                    .iter()
+                    .all(|k| *k == EMPTY || k & EMAIL_BIT == want)
+            };
+            assert!(in_table(id, 0) && in_table(email, EMAIL_BIT), "mask {mask:#x}");
             let keys: Vec<u64> = index.keys.iter().copied().filter(|k| *k != EMPTY).collect();
             assert_eq!(keys.len(), 6000 + 4800, "mask {mask:#x}");
             assert!(keys.is_sorted(), "mask {mask:#x}");
