@@ -135,30 +135,45 @@ impl Drop for TextChunk {
     }
 }
 
-/// Chunk buffers handed back by the workers, so that the reader fills memory that is
-/// already mapped instead of a fresh megabyte (page faults and cold cache) each time.
-#[derive(Default)]
-struct BufferPool(Mutex<Vec<Vec<u8>>>);
+/// Buffers handed back once used, so that the next job fills memory that is already
+/// mapped instead of a fresh megabyte (page faults and cold cache) each time: the
+/// reader's chunk buffers, which the workers give back, and `convert`'s output
+/// buffers, which the writer gives back.
+pub(crate) struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    /// Only buffers of a capacity in this range are kept: one grown for a long line
+    /// is let go.
+    capacity: std::ops::RangeInclusive<usize>,
+}
 
 impl BufferPool {
-    /// Buffers kept: enough for every chunk in flight.
+    /// Buffers kept: enough for every job in flight.
     const KEEP: usize = 16;
 
-    fn take(&self) -> Vec<u8> {
-        self.0
+    /// A pool that keeps buffers of a capacity in `capacity`.
+    pub(crate) fn new(capacity: std::ops::RangeInclusive<usize>) -> Self {
+        Self {
+            free: Mutex::new(Vec::new()),
+            capacity,
+        }
+    }
+
+    /// A buffer given back earlier (empty), or a new one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        self.free
             .lock()
             .ok()
             .and_then(|mut free| free.pop())
             .unwrap_or_default()
     }
 
-    fn put(&self, mut buf: Vec<u8>) {
-        // Only ordinary chunk buffers: one grown for a long line is let go.
-        if buf.capacity() < CHUNK_BYTES || buf.capacity() > 4 * CHUNK_BYTES {
+    /// Keeps `buf` for a later [`BufferPool::take`], if it has an ordinary capacity.
+    pub(crate) fn put(&self, mut buf: Vec<u8>) {
+        if !self.capacity.contains(&buf.capacity()) {
             return;
         }
         buf.clear();
-        if let Ok(mut free) = self.0.lock()
+        if let Ok(mut free) = self.free.lock()
             && free.len() < Self::KEEP
         {
             free.push(buf);
@@ -208,7 +223,7 @@ impl TextChunks {
     pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             reader: authmigrate_core::io::open_input(path)?,
-            pool: Arc::default(),
+            pool: Arc::new(BufferPool::new(CHUNK_BYTES..=4 * CHUNK_BYTES)),
             path: path.to_owned(),
             carry: Vec::new(),
             next_line: 1,
@@ -362,7 +377,7 @@ mod tests {
             last = Some(chunk.text.as_ptr());
             seen.extend(chunk.lines().map(|(n, l)| (n, l.len())));
             drop(chunk);
-            assert_eq!(c.pool.0.lock().unwrap().len(), 1, "the buffer went back");
+            assert_eq!(c.pool.free.lock().unwrap().len(), 1, "the buffer went back");
         }
         assert!(reused >= 2, "buffers were reused {reused} times");
         let expected: Vec<(u64, usize)> = (0..200_000).map(|i| (i as u64 + 1, i % 23)).collect();

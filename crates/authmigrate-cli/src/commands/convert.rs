@@ -25,7 +25,7 @@ use crate::Status;
 use crate::cli::{ConvertArgs, ConvertTarget};
 use crate::input::{Inputs, PAR_BLOCK, Records};
 use crate::output::Output;
-use crate::pipeline::{TextChunk, TextChunks};
+use crate::pipeline::{BufferPool, CHUNK_BYTES, TextChunk, TextChunks};
 use crate::transcode::{Transcoder, Warning};
 
 /// How `OUT` is written, from its extension.
@@ -213,6 +213,8 @@ struct Ctx<'a> {
     transcoder: Option<Transcoder<'a>>,
     /// Keep each record's e-mail and warnings (for `--report` and `--json`).
     detail: bool,
+    /// Output buffers, back from the writer.
+    buffers: BufferPool,
 }
 
 /// One record's outcome; `index` is relative to the job unless the job said otherwise.
@@ -246,8 +248,9 @@ impl Ctx<'_> {
             }
             Job::Text(chunk) => {
                 // Sized up front: grown by doubling, these buffers were copied over
-                // about twice their final size per chunk.
-                out.buf = Vec::with_capacity(chunk.text.len() * 5 / 8);
+                // about twice their final size per chunk. The writer gives them back.
+                out.buf = self.buffers.take();
+                out.buf.reserve(chunk.text.len() * 5 / 8);
                 out.done = Vec::with_capacity(chunk.text.len() / 256);
                 let mut index = 0u64;
                 if chunk.too_long {
@@ -411,6 +414,7 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
             _ => None,
         },
         detail: args.report.is_some() || out.json(),
+        buffers: BufferPool::new(CHUNK_BYTES / 8..=4 * CHUNK_BYTES),
     };
 
     // Written next to OUT and renamed when complete: a failed run leaves no half file.
@@ -438,7 +442,7 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
             || feed.next_job(),
             |job| ctx.run(job),
             |job| {
-                let job = job?;
+                let mut job = job?;
                 let base = tally.total;
                 match &mut writer {
                     Writer::Lines(w) => w.get_mut().write_all(&job.buf).with_context(write_err)?,
@@ -471,6 +475,7 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
                         }
                     }
                 }
+                ctx.buffers.put(std::mem::take(&mut job.buf));
                 tally.total += job.done.len() as u64;
                 bar.inc(job.done.len() as u64);
                 tally.merge(job.tally);

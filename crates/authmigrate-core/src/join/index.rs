@@ -923,7 +923,10 @@ mod tests {
         for mask in [u64::from(u32::MAX), 0xffff_0000, 0x3ff] {
             let index = build(&entries, mask, 501);
             let [id, email] = index.tables;
-            assert!(id.len >= id.homes && email.len >= email.homes, "mask {mask:#x}");
+            assert!(
+                id.len >= id.homes && email.len >= email.homes,
+                "mask {mask:#x}"
+            );
             assert_eq!((id.start, email.start), (0, id.len), "mask {mask:#x}");
             assert_eq!(index.keys.len(), id.len + email.len, "mask {mask:#x}");
             let in_table = |t: Table, want: u64| {
@@ -931,7 +934,10 @@ mod tests {
                     .iter()
                     .all(|k| *k == EMPTY || k & EMAIL_BIT == want)
             };
-            assert!(in_table(id, 0) && in_table(email, EMAIL_BIT), "mask {mask:#x}");
+            assert!(
+                in_table(id, 0) && in_table(email, EMAIL_BIT),
+                "mask {mask:#x}"
+            );
             let keys: Vec<u64> = index.keys.iter().copied().filter(|k| *k != EMPTY).collect();
             assert_eq!(keys.len(), 6000 + 4800, "mask {mask:#x}");
             assert!(keys.is_sorted(), "mask {mask:#x}");
