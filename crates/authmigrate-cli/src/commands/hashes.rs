@@ -1,6 +1,6 @@
 //! Reading an Auth0 password-hash export and joining it to users (`--password-hashes`).
 //!
-//! Two ways, the same result: [`index`] keeps only the keys in memory (about 16 to 20 bytes
+//! Two ways, the same result: [`index`] keeps only the keys in memory (about 11 to 21 bytes
 //! an entry) and lets every core attach hashes while the users stream through once;
 //! when even that outgrows the memory budget, [`join`] runs the Grace hash join, which
 //! spills to disk and works for any size. See `docs/join.md`.
