@@ -310,7 +310,7 @@ fn convert_with_budget(
 }
 
 #[test]
-fn the_in_memory_index_and_the_spilling_join_give_the_same_file_across_many_chunks() {
+fn the_index_in_memory_or_on_disk_and_the_spilling_join_give_the_same_file_across_many_chunks() {
     // 8,000 lines of ~330 bytes: several 1 MiB chunks, so record indexes and line
     // numbers must be carried across chunk boundaries.
     let n = 8_000;
@@ -320,7 +320,10 @@ fn the_in_memory_index_and_the_spilling_join_give_the_same_file_across_many_chun
     assert!(std::fs::metadata(&users).unwrap().len() > 2_500_000);
     let mut outputs = Vec::new();
     let mut left_outs = Vec::new();
-    for budget in [None, Some("1")] {
+    // The default budget keeps the whole index in memory; 400,000 bytes hold its keys
+    // (21 bytes an entry) but not its entries, which go to the temp file; 1 byte holds
+    // nothing, and the spilling join takes over.
+    for budget in [None, Some("400000"), Some("1")] {
         let out = dir.path().join(format!("out-{budget:?}.ndjson"));
         let report = dir.path().join(format!("report-{budget:?}.json"));
         let (o, r) = convert_with_budget(&users, &hashes, &out, &report, budget);
@@ -397,9 +400,14 @@ fn the_in_memory_index_and_the_spilling_join_give_the_same_file_across_many_chun
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(stderr.contains("users matched by id"), "{stderr}");
     }
-    assert!(outputs[0] == outputs[1], "both joins write the same bytes");
+    assert!(
+        outputs[0] == outputs[1],
+        "the index writes the same bytes either way"
+    );
+    assert!(outputs[0] == outputs[2], "both joins write the same bytes");
     // The index path transcodes; the spilling join takes the general path: same tally.
     assert_eq!(left_outs[0], left_outs[1]);
+    assert_eq!(left_outs[0], left_outs[2]);
     let records: Vec<Value> = String::from_utf8(outputs[0].clone())
         .unwrap()
         .lines()

@@ -15,7 +15,9 @@
 //! smaller, so it usually touches one cache line; sorting (not inserting one by one)
 //! builds it, and it is spread in place over the sorted keys.
 //!
-//! Every candidate is verified against the entry's real key read back from the file,
+//! While the entries and the keys take at most half the memory budget (a small export)
+//! the entries stay in memory and no temp file is written; past that they move to the
+//! file. Every candidate is verified against the entry's real key read back,
 //! so fingerprint collisions cost a read, never a wrong match: the join is exact.
 //! Keys that repeat an earlier entry's key are dropped while building (the first
 //! entry wins), as in [`join_passwords`](super::join_passwords).
@@ -37,6 +39,7 @@ use super::{HashEntry, JoinOptions, JoinStats, email_key, id_key};
 use crate::error::{Error, Result};
 use crate::record::{PasswordHash, UserRecord};
 use crate::secret::Secret;
+use zeroize::Zeroizing;
 
 /// Bytes of memory one indexed entry costs: its two keys, the empty slots beside
 /// them, and its "used" flag.
@@ -155,6 +158,9 @@ impl EncodedBlock {
 pub struct IndexBuilder {
     hasher: KeyHasher,
     writer: BufWriter<File>,
+    /// The entries, while they and the keys take at most half the budget; then they
+    /// are written to the temp file and this is `None`.
+    in_memory: Option<Zeroizing<Vec<u8>>>,
     written: u64,
     entries: u64,
     keys: Vec<u64>,
@@ -191,6 +197,7 @@ impl IndexBuilder {
                 mask: u64::from(u32::MAX),
             },
             writer: BufWriter::with_capacity(WRITE_BUF, file),
+            in_memory: Some(Zeroizing::new(Vec::new())),
             written: 0,
             entries: 0,
             keys: Vec::with_capacity(cap),
@@ -227,17 +234,37 @@ impl IndexBuilder {
             at = entry_end(&block.bytes, at).unwrap_or(block.bytes.len());
         }
         self.keys.extend(block.keys.iter().map(|k| k + base));
-        self.writer
-            .write_all(&block.bytes)
-            .map_err(|e| temp_error("write", e))?;
+        match &mut self.in_memory {
+            Some(bytes) => bytes.extend_from_slice(&block.bytes),
+            None => self
+                .writer
+                .write_all(&block.bytes)
+                .map_err(|e| temp_error("write", e))?,
+        }
         self.written = end;
         self.entries += u64::from(block.entries);
+        if self.in_memory.is_some() && self.memory() > self.budget / 2 {
+            self.spill()?;
+        }
         Ok(self.memory() <= self.budget)
     }
 
-    /// Bytes the table and the used flags will take (empty slots are charged per key).
+    /// Moves the entries held in memory to the temp file; the next ones go there too.
+    fn spill(&mut self) -> Result<()> {
+        if let Some(bytes) = self.in_memory.take() {
+            self.writer
+                .write_all(&bytes)
+                .map_err(|e| temp_error("write", e))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the table, the used flags and the entries held in memory take (empty
+    /// slots are charged per key).
     fn memory(&self) -> usize {
-        self.keys.len() * BYTES_PER_KEY + self.entries as usize
+        self.keys.len() * BYTES_PER_KEY
+            + self.entries as usize
+            + self.in_memory.as_ref().map_or(0, |b| b.len())
     }
 
     /// Sorts the keys, drops repeated keys (the first entry wins), lays them out in
@@ -253,6 +280,7 @@ impl IndexBuilder {
             keys: self.keys,
             tables: [Table::default(); 2],
             file,
+            in_memory: self.in_memory,
             file_len: self.written,
             hasher: self.hasher,
             used: (0..self.entries).map(|_| AtomicBool::new(false)).collect(),
@@ -295,6 +323,9 @@ pub struct PasswordIndex {
     /// Where the id table and the e-mail table are in `keys`.
     tables: [Table; 2],
     file: File,
+    /// The entries, when they were few enough to stay in memory (then `file` is empty).
+    in_memory: Option<Zeroizing<Vec<u8>>>,
+    /// Bytes of entries.
     file_len: u64,
     hasher: KeyHasher,
     /// One flag per entry: used by some user. A byte each, not a bit: marking is a
@@ -310,6 +341,7 @@ impl fmt::Debug for PasswordIndex {
         f.debug_struct("PasswordIndex")
             .field("entries", &self.entries)
             .field("slots", &self.keys.len())
+            .field("in_memory", &self.in_memory.is_some())
             .field("duplicate_keys", &self.duplicate_keys)
             .finish()
     }
@@ -383,14 +415,26 @@ impl PasswordIndex {
         self.duplicate_keys
     }
 
-    /// Bytes the in-memory tables take.
+    /// Bytes the in-memory tables (and entries, when held in memory) take.
     pub fn memory(&self) -> usize {
-        self.keys.len() * 8 + self.used.len()
+        self.keys.len() * 8 + self.used.len() + self.in_memory.as_ref().map_or(0, |b| b.len())
     }
 
     /// Reads the entry at `position` (in [`ALIGN`] units) and calls `f` with it.
     fn with_entry<T>(&self, position: u64, f: impl FnOnce(EntryRef<'_>) -> T) -> Result<T> {
         let start = position * ALIGN as u64;
+        if let Some(bytes) = &self.in_memory {
+            let rest = usize::try_from(start)
+                .ok()
+                .and_then(|start| bytes.get(start..))
+                .ok_or_else(corrupt)?;
+            let len = entry_end(rest, 0).ok_or_else(corrupt)?;
+            return rest
+                .get(..len)
+                .and_then(parse_entry)
+                .map(f)
+                .ok_or_else(corrupt);
+        }
         let available = self.file_len.saturating_sub(start);
         let mut window = [0u8; READ_WINDOW];
         let first = &mut window[..available.min(READ_WINDOW as u64) as usize];
@@ -712,14 +756,30 @@ mod tests {
         Secret::new(format!("$2b$10${n:053}"))
     }
 
-    fn build(entries: &[HashEntry], mask: u64, block: usize) -> PasswordIndex {
-        let mut b = IndexBuilder::new(&JoinOptions::default(), entries.len()).unwrap();
+    /// An index of `entries`, pushed `block` at a time. `spill`: with a budget that
+    /// holds every key but not the entries too, so they move to the temp file part way
+    /// through; else they all stay in memory.
+    fn build(entries: &[HashEntry], mask: u64, block: usize, spill: bool) -> PasswordIndex {
+        let keys = 2 * entries.len() * BYTES_PER_KEY + entries.len();
+        let options = JoinOptions {
+            memory_budget: if spill {
+                2 * keys
+            } else {
+                DEFAULT_MEMORY_BUDGET
+            },
+            ..JoinOptions::default()
+        };
+        let mut b = IndexBuilder::new(&options, entries.len()).unwrap();
         b.hasher.mask = mask;
         for chunk in entries.chunks(block.max(1)) {
             let encoded = EncodedBlock::new(b.hasher(), chunk.iter().cloned());
             assert!(b.push(encoded).unwrap());
         }
-        b.finish().unwrap()
+        let index = b.finish().unwrap();
+        if !entries.is_empty() {
+            assert_eq!(index.in_memory.is_none(), spill, "entries spilled");
+        }
+        index
     }
 
     /// A small deterministic generator (xorshift), enough to mix keys.
@@ -785,10 +845,16 @@ mod tests {
 
     #[test]
     fn agrees_with_join_passwords_even_when_every_fingerprint_collides() {
+        for spill in [false, true] {
+            agrees_with_join_passwords_even_when_every_fingerprint_collides_in(spill);
+        }
+    }
+
+    fn agrees_with_join_passwords_even_when_every_fingerprint_collides_in(spill: bool) {
         for (seed, mask) in [(7, u64::from(u32::MAX)), (11, 0b111), (13, 0)] {
             let (users, entries) = data(seed, 400);
             let (expected, expected_stats) = reference(&users, &entries);
-            let index = build(&entries, mask, 37);
+            let index = build(&entries, mask, 37, spill);
             let mut stats = JoinStats::default();
             let got: Vec<UserRecord> = users
                 .iter()
@@ -807,6 +873,12 @@ mod tests {
 
     #[test]
     fn first_entry_wins_and_emails_match_case_insensitively() {
+        for spill in [false, true] {
+            first_entry_wins_and_emails_match_case_insensitively_in(spill);
+        }
+    }
+
+    fn first_entry_wins_and_emails_match_case_insensitively_in(spill: bool) {
         let entries = vec![
             HashEntry {
                 id: Some("auth0|a".into()),
@@ -819,7 +891,7 @@ mod tests {
                 hash: hash_of(2),
             },
         ];
-        let index = build(&entries, u64::from(u32::MAX), 1);
+        let index = build(&entries, u64::from(u32::MAX), 1, spill);
         assert_eq!(index.duplicate_keys(), 2);
         let mut stats = JoinStats::default();
         let mut by_email = UserRecord {
@@ -846,6 +918,12 @@ mod tests {
 
     #[test]
     fn entries_longer_than_one_read_are_read_whole() {
+        for spill in [false, true] {
+            entries_longer_than_one_read_are_read_whole_in(spill);
+        }
+    }
+
+    fn entries_longer_than_one_read_are_read_whole_in(spill: bool) {
         let long = |c: char, n: usize| std::iter::repeat_n(c, n).collect::<String>();
         let entries: Vec<HashEntry> = (0..20)
             .map(|i| HashEntry {
@@ -854,7 +932,7 @@ mod tests {
                 hash: hash_of(i as u64),
             })
             .collect();
-        let index = build(&entries, u64::from(u32::MAX), 7);
+        let index = build(&entries, u64::from(u32::MAX), 7, spill);
         let mut stats = JoinStats::default();
         for (i, e) in entries.iter().enumerate() {
             let by_id = index.lookup(e.id.as_deref(), None, &mut stats).unwrap();
@@ -876,7 +954,54 @@ mod tests {
     }
 
     #[test]
+    fn entries_move_to_the_temp_file_once_they_outgrow_half_the_budget() {
+        let entries: Vec<HashEntry> = (0..2000u64)
+            .map(|i| HashEntry {
+                id: Some(format!("auth0|{i}")),
+                email: Some(format!("u{i}@example.com")),
+                hash: hash_of(i),
+            })
+            .collect();
+        // Room for every key (21 bytes an entry) and for some entries (about 100
+        // bytes each) beside them, within half the budget.
+        let options = JoinOptions {
+            memory_budget: 2 * 2000 * INDEX_BYTES_PER_ENTRY + 2 * 20_000,
+            ..JoinOptions::default()
+        };
+        let mut b = IndexBuilder::new(&options, 2000).unwrap();
+        let mut in_memory = Vec::new();
+        for chunk in entries.chunks(100) {
+            assert!(
+                b.push(EncodedBlock::new(b.hasher(), chunk.iter().cloned()))
+                    .unwrap()
+            );
+            in_memory.push(b.in_memory.is_some());
+        }
+        assert!(in_memory[0] && !in_memory[19], "{in_memory:?}");
+        let index = b.finish().unwrap();
+        assert!(index.in_memory.is_none());
+        // Entries from before and after the move are read back alike.
+        let mut stats = JoinStats::default();
+        for (i, e) in entries.iter().enumerate() {
+            for (id, email) in [(e.id.as_deref(), None), (None, e.email.as_deref())] {
+                let got = index.lookup(id, email, &mut stats).unwrap();
+                assert_eq!(
+                    got.as_ref().map(Secret::expose),
+                    Some(hash_of(i as u64).expose())
+                );
+            }
+        }
+        assert!(index.memory() < options.memory_budget);
+    }
+
+    #[test]
     fn one_kind_of_key_alone_fills_its_table() {
+        for spill in [false, true] {
+            one_kind_of_key_alone_fills_its_table_in(spill);
+        }
+    }
+
+    fn one_kind_of_key_alone_fills_its_table_in(spill: bool) {
         // Only e-mails (the id table is empty), then only ids (the e-mail table is).
         for only_email in [true, false] {
             let entries: Vec<HashEntry> = (0..3000u64)
@@ -886,7 +1011,7 @@ mod tests {
                     hash: hash_of(i),
                 })
                 .collect();
-            let index = build(&entries, u64::from(u32::MAX), 700);
+            let index = build(&entries, u64::from(u32::MAX), 700, spill);
             let mut stats = JoinStats::default();
             for (i, e) in entries.iter().enumerate() {
                 let got = index
@@ -911,6 +1036,12 @@ mod tests {
 
     #[test]
     fn every_key_is_found_across_spread_blocks_and_absent_keys_are_not() {
+        for spill in [false, true] {
+            every_key_is_found_across_spread_blocks_and_absent_keys_are_not_in(spill);
+        }
+    }
+
+    fn every_key_is_found_across_spread_blocks_and_absent_keys_are_not_in(spill: bool) {
         // Over ten spread blocks of keys; narrow masks pile fingerprints onto few home
         // slots, so long runs of keys sit far from their homes.
         let entries: Vec<HashEntry> = (0..6000u64)
@@ -921,7 +1052,7 @@ mod tests {
             })
             .collect();
         for mask in [u64::from(u32::MAX), 0xffff_0000, 0x3ff] {
-            let index = build(&entries, mask, 501);
+            let index = build(&entries, mask, 501, spill);
             let [id, email] = index.tables;
             assert!(
                 id.len >= id.homes && email.len >= email.homes,
@@ -969,7 +1100,7 @@ mod tests {
                 "mask {mask:#x}"
             );
         }
-        let empty = build(&[], u64::from(u32::MAX), 1);
+        let empty = build(&[], u64::from(u32::MAX), 1, false);
         let mut stats = JoinStats::default();
         let got = empty.lookup(Some("auth0|a"), Some("a@example.com"), &mut stats);
         assert!(got.unwrap().is_none());
@@ -1004,7 +1135,7 @@ mod tests {
         }];
         let b = IndexBuilder::new(&JoinOptions::default(), 1).unwrap();
         let block = EncodedBlock::new(b.hasher(), entries.clone());
-        let index = build(&entries, u64::from(u32::MAX), 1);
+        let index = build(&entries, u64::from(u32::MAX), 1, false);
         for text in [format!("{block:?}"), format!("{b:?}"), format!("{index:?}")] {
             assert!(!text.contains("$2b$"), "{text}");
         }
