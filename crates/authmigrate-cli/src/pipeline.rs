@@ -19,12 +19,8 @@ use anyhow::Context;
 /// Bytes of input per text chunk (whole lines; a chunk grows to hold a longer line).
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
-/// Jobs alive at once beyond one per worker: one being read, one being consumed, and
-/// room for the workers to run ahead while the writer or the reader pauses. With 2
-/// here, a 1M-user `convert` on 2 cores took 10% longer (median of 8 alternating runs,
-/// 3.10 s against 2.78 s, CPU time likewise) for 8 MB less memory: about 2 MB a job
-/// (its 1 MiB chunk and its output).
-const SPARE_JOBS: usize = 6;
+/// Jobs alive at once beyond one per worker: one being read, one being consumed.
+const SPARE_JOBS: usize = 2;
 /// A line longer than this is reported and skipped, never held.
 pub(crate) const MAX_LINE_BYTES: usize = authmigrate_core::io::DEFAULT_MAX_RECORD_BYTES;
 
