@@ -7,8 +7,9 @@
 #   RUNS=5 benches/convert/run.sh     # rounds (default 3)
 #
 # Each round runs both tools, one after the other, on the same files. Prints wall time,
-# users/s and peak RSS (Maximum resident set size) of every run, then the medians and
-# the ratio of the medians: a VM's speed drifts between runs, and a median is not
+# users/s, peak RSS (Maximum resident set size), CPU time and the time the hypervisor
+# stole from the VM during every run, then the median of the rounds' speed-ups and the
+# ratio of the median times: a VM's speed drifts between runs, and a median is not
 # thrown by one slow moment. Data is generated once under target/bench-data/
 # (regenerated when N changes).
 # If the CLI has no working `convert` yet, the core join benchmark (an ignored test that
@@ -80,7 +81,7 @@ for l in sys.stdin:
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["kind"]==["lib"]: print(m["executable"])' | tail -1)"
 fi
 
-R_WALLS=(); R_RSSS=(); R_STEALS=(); P_WALLS=(); P_RSSS=(); P_STEALS=()
+R_WALLS=(); R_RSSS=(); R_STEALS=(); P_WALLS=(); P_RSSS=(); P_STEALS=(); RATIOS=()
 for round in $(seq "$RUNS"); do
     echo "== round $round of $RUNS"
     if [ "$CONVERT" = 1 ]; then
@@ -96,7 +97,8 @@ for round in $(seq "$RUNS"); do
     rm -f "$DATA/out-python.ndjson"
     measure python python3 benches/convert/baseline.py "$DATA/users.ndjson" "$DATA/hashes.ndjson" "$DATA/out-python.ndjson"
     P_WALLS+=("$WALL"); P_RSSS+=("$RSS"); P_STEALS+=("$STEAL")
-    printf '   round %d: speed-up %.1fx\n' "$round" "$(awk -v a="$WALL" -v b="${R_WALLS[-1]}" 'BEGIN{print a/b}')"
+    RATIOS+=("$(awk -v a="$WALL" -v b="${R_WALLS[-1]}" 'BEGIN{printf "%.2f", a/b}')")
+    printf '   round %d: speed-up %.1fx\n' "$round" "${RATIOS[-1]}"
 done
 
 # median VALUES...: the middle value (the mean of the two middle ones for an even count).
@@ -111,5 +113,6 @@ printf '   %-12s %8.2f s  %10.0f users/s  %8.1f MiB   (runs: %s; steal: %s)\n' "
     "$(awk -v n="$N" -v w="$R_WALL" 'BEGIN{print n/w}')" "$(awk -v r="$R_RSS" 'BEGIN{print r/1024}')" "${R_WALLS[*]}" "${R_STEALS[*]}"
 printf '   %-12s %8.2f s  %10.0f users/s  %8.1f MiB   (runs: %s; steal: %s)\n' python "$P_WALL" \
     "$(awk -v n="$N" -v w="$P_WALL" 'BEGIN{print n/w}')" "$(awk -v r="$P_RSS" 'BEGIN{print r/1024}')" "${P_WALLS[*]}" "${P_STEALS[*]}"
-printf '   speed-up %.1fx (ratio of the medians), peak RSS %.1fx smaller\n' \
-    "$(awk -v a="$P_WALL" -v b="$R_WALL" 'BEGIN{print a/b}')" "$(awk -v a="$P_RSS" -v b="$R_RSS" 'BEGIN{print a/b}')"
+printf '   speed-up %.1fx (median of the rounds: %s), %.1fx (ratio of the medians); peak RSS %.1fx smaller\n' \
+    "$(median "${RATIOS[@]}")" "${RATIOS[*]}" "$(awk -v a="$P_WALL" -v b="$R_WALL" 'BEGIN{print a/b}')" \
+    "$(awk -v a="$P_RSS" -v b="$R_RSS" 'BEGIN{print a/b}')"
