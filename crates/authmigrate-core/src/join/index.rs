@@ -60,6 +60,9 @@ const FP_SHIFT: u32 = 31;
 const POSITION: u64 = (1 << FP_SHIFT) - 1;
 /// Entries are stored at multiples of this many bytes.
 const ALIGN: usize = 8;
+/// Room reserved per expected entry for entries held in memory (a typical one takes
+/// about 150 bytes).
+const IN_MEMORY_BYTES_PER_ENTRY: usize = 256;
 /// Buffer of the temp file writer.
 const WRITE_BUF: usize = 256 << 10;
 /// Bytes read per lookup: a whole typical entry (about 150 bytes) in one read.
@@ -159,7 +162,8 @@ pub struct IndexBuilder {
     hasher: KeyHasher,
     writer: BufWriter<File>,
     /// The entries, while they and the keys take at most half the budget; then they
-    /// are written to the temp file and this is `None`.
+    /// are written to the temp file and this is `None`. Grown by hand, never by
+    /// `Vec`'s own reallocation, which would leave a copy of the hashes unzeroed.
     in_memory: Option<Zeroizing<Vec<u8>>>,
     written: u64,
     entries: u64,
@@ -197,7 +201,10 @@ impl IndexBuilder {
                 mask: u64::from(u32::MAX),
             },
             writer: BufWriter::with_capacity(WRITE_BUF, file),
-            in_memory: Some(Zeroizing::new(Vec::new())),
+            // Untouched capacity costs no memory.
+            in_memory: Some(Zeroizing::new(Vec::with_capacity(
+                (budget / 2).min(expected_entries.saturating_mul(IN_MEMORY_BYTES_PER_ENTRY)),
+            ))),
             written: 0,
             entries: 0,
             keys: Vec::with_capacity(cap),
@@ -235,7 +242,17 @@ impl IndexBuilder {
         }
         self.keys.extend(block.keys.iter().map(|k| k + base));
         match &mut self.in_memory {
-            Some(bytes) => bytes.extend_from_slice(&block.bytes),
+            Some(bytes) => {
+                let need = bytes.len() + block.bytes.len();
+                if need > bytes.capacity() {
+                    // Grown by hand, so that the old buffer is zeroed as it goes.
+                    let mut grown =
+                        Zeroizing::new(Vec::with_capacity(need.max(2 * bytes.capacity())));
+                    grown.extend_from_slice(bytes);
+                    *bytes = grown;
+                }
+                bytes.extend_from_slice(&block.bytes);
+            }
             None => self
                 .writer
                 .write_all(&block.bytes)
@@ -635,24 +652,25 @@ impl PasswordIndex {
     fn spread(&mut self) {
         let n = self.keys.len();
         let ids = self.keys.partition_point(|k| k & EMAIL_BIT == 0);
+        let homes = |keys: usize| (keys + keys / 4).max(1);
         let mut id = Table {
             start: 0,
             len: 0,
-            homes: (ids + ids / 4).max(1),
+            homes: homes(ids),
         };
         let id_checkpoints = checkpoints(&self.keys[..ids], &mut id);
         let mut email = Table {
             start: id.len,
             len: 0,
-            homes: ((n - ids) + (n - ids) / 4).max(1),
+            homes: homes(n - ids),
         };
         let email_checkpoints = checkpoints(&self.keys[ids..], &mut email);
+        // Each table has at least one slot per key: `len >= n`.
         let len = id.len + email.len;
-        self.keys.reserve_exact(len.saturating_sub(n));
-        self.keys.resize(len.max(n), EMPTY);
+        self.keys.reserve_exact(len - n);
+        self.keys.resize(len, EMPTY);
         spread_into(&mut self.keys, ids..n, email, &email_checkpoints);
         spread_into(&mut self.keys, 0..ids, id, &id_checkpoints);
-        self.keys.truncate(len);
         self.tables = [id, email];
     }
 }
