@@ -85,7 +85,11 @@ async fn seed(sb: &Sandbox, users: &[Value]) {
                 );
                 return;
             }
-            JobState::Failed { reason } => panic!("import failed: {reason}"),
+            JobState::Failed { reason }
+            | JobState::InDoubt { reason }
+            | JobState::Gone { reason } => {
+                panic!("import failed: {reason}")
+            }
             JobState::Running { .. } => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }

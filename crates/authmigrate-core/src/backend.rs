@@ -179,6 +179,22 @@ pub enum Submit {
         /// How long the provider asked us to wait, if it said.
         retry_after: Option<Duration>,
     },
+    /// The provider refused the whole request because its records would exceed a
+    /// usage quota (Authgear's 429 `UsageLimitExceeded`). Nothing of the request was
+    /// accepted; a request with fewer records may still fit, because the quota is
+    /// reserved all or nothing per request and never given back.
+    QuotaExceeded(QuotaRefusal),
+}
+
+/// Why a request was refused for a usage quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaRefusal {
+    /// The quota period the provider named (`day`, `month`).
+    pub period: String,
+    /// When that period starts again, if known (day: 00:00 UTC, month: the 1st).
+    pub resets_at: Option<jiff::Timestamp>,
+    /// The provider's message (never a secret).
+    pub message: String,
 }
 
 /// The state of a job.
@@ -195,6 +211,22 @@ pub enum JobState {
     /// driver resubmits the batch (up to its attempt limit) or reports every
     /// record failed with this reason.
     Failed {
+        /// The provider's reason.
+        reason: String,
+    },
+    /// The job ended without per-record outcomes but may have imported some of its
+    /// records (Auth0 marks a job running over 2 hours `failed`; `expired`): the
+    /// batch is *in doubt*. The driver never counts such a batch as failed records:
+    /// it resolves it ([`ImportBackend::resolve`]) or resubmits it, treating "already
+    /// exists" answers as the earlier attempt's work.
+    InDoubt {
+        /// The provider's reason.
+        reason: String,
+    },
+    /// The provider no longer knows the job (404 after its retention: Auth0 24 h,
+    /// Authgear `TaskNotFound`). Whether it ran is unknown: in doubt, like
+    /// [`JobState::InDoubt`].
+    Gone {
         /// The provider's reason.
         reason: String,
     },
@@ -307,6 +339,12 @@ pub enum BackendError {
     /// try the step again later.
     #[error("{0}")]
     Transient(String),
+    /// A non-idempotent request (a job submission) was sent and its answer was lost
+    /// (a timeout or a 5xx after the body went out): the provider may have accepted
+    /// it. The backend does not retry such a request itself; the driver treats the
+    /// batch as in doubt.
+    #[error("{0}")]
+    InDoubt(String),
 }
 
 impl BackendError {
@@ -344,6 +382,20 @@ pub trait ImportBackend: Send + Sync + fmt::Debug {
     /// Reads a job's state. `batch` is the batch the job was started with, so
     /// the backend can map the provider's per-user answers back to positions.
     async fn poll(&self, job: &JobId, batch: &Batch) -> Result<JobState, BackendError>;
+
+    /// Looks up, for a batch in doubt, which of its records the provider already
+    /// holds, so that they need not be sent (and charged) again. Returns one entry
+    /// per batch record, in batch order: `Some(outcome)` for a record found at the
+    /// provider (normally [`Outcome::Skipped`] with its `user_id`), `None` for one
+    /// not found (to be submitted again). `Ok(None)` means the backend cannot look
+    /// records up; the driver then resubmits the whole batch. The default cannot.
+    async fn resolve(
+        &self,
+        batch: &Batch,
+    ) -> Result<Option<Vec<Option<RecordOutcome>>>, BackendError> {
+        let _ = batch;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -889,7 +889,15 @@ impl Run {
                         }
                     }
                 }
-                Err(BackendError::Transient(message)) => {
+                Ok(Submit::QuotaExceeded(refusal)) => {
+                    // Interim: a quota refusal stops the run (issue 12 splits requests).
+                    self.stop_with(Error::Backend(BackendError::fatal(
+                        refusal.message.clone(),
+                        Some(format!("the {} quota is used up", refusal.period)),
+                    )));
+                    return self.abandon(&work, None);
+                }
+                Err(BackendError::Transient(message) | BackendError::InDoubt(message)) => {
                     transient += 1;
                     if transient >= self.options.max_transient_errors.max(1) {
                         self.stop_with(Error::Backend(BackendError::fatal(
@@ -1131,8 +1139,14 @@ async fn poll_until_done(
                 timer.observe(last_running, started.elapsed());
                 return PollEnd::Finished(outcomes);
             }
-            Ok(JobState::Failed { reason }) => return PollEnd::Failed(reason),
-            Err(BackendError::Transient(message)) => {
+            // Interim: in-doubt and gone jobs are handled like failed ones until the
+            // driver resolves them (issue 12).
+            Ok(
+                JobState::Failed { reason }
+                | JobState::InDoubt { reason }
+                | JobState::Gone { reason },
+            ) => return PollEnd::Failed(reason),
+            Err(BackendError::Transient(message) | BackendError::InDoubt(message)) => {
                 transient += 1;
                 if transient >= options.max_transient_errors.max(1) {
                     return PollEnd::Error(BackendError::fatal(
