@@ -56,13 +56,41 @@ impl Auth0State {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(invalid)?;
         let client = self.token_client(token.trim()).ok_or_else(invalid)?;
-        if !any_of
-            .iter()
-            .any(|s| self.config.scopes.iter().any(|g| g == s))
+        if !any_of.is_empty()
+            && !any_of
+                .iter()
+                .any(|s| self.config.scopes.iter().any(|g| g == s))
         {
             return Err(api_error(
                 StatusCode::FORBIDDEN,
                 &format!("Insufficient scope; expected any of: {}.", any_of.join(",")),
+                "insufficient_scope",
+            ));
+        }
+        Ok(client)
+    }
+
+    /// Like [`Auth0State::authorize`] for operations whose 403 says "expected all of".
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error is the finished HTTP answer"
+    )]
+    pub(super) fn authorize_all(
+        &self,
+        headers: &HeaderMap,
+        all_of: &[&str],
+    ) -> Result<String, Response> {
+        let client = self.authorize(headers, &[])?;
+        if !all_of
+            .iter()
+            .all(|s| self.config.scopes.iter().any(|g| g == s))
+        {
+            return Err(api_error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "Insufficient scope; expected all of: {}.",
+                    all_of.join(", ")
+                ),
                 "insufficient_scope",
             ));
         }

@@ -14,6 +14,7 @@ mod handlers;
 mod import;
 pub mod mfa;
 mod orgs;
+mod paging;
 mod rbac;
 mod users;
 mod validate;
@@ -45,6 +46,19 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "read:connections",
     "update:connections",
     "create:user_tickets",
+    "update:users",
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "read:role_members",
+    "create:role_members",
+    "read:resource_servers",
+    "read:organizations",
+    "create:organizations",
+    "read:organization_members",
+    "create:organization_members",
+    "read:organization_member_roles",
+    "create:organization_member_roles",
 ];
 
 /// One connection of the emulated tenant.

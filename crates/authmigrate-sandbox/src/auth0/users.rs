@@ -279,7 +279,7 @@ async fn list_users(
     };
     if (page + 1) * per_page > 1000 {
         return bad_request(
-            "You can only page through the first 1000 records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation",
+            "You can only page through the first 1000 records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation.",
         );
     }
     let terms = match query_get(&pairs, "q") {
@@ -370,7 +370,7 @@ async fn delete_user(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = state.authorize(&headers, &["delete:users"]) {
+    if let Err(r) = state.authorize(&headers, &["delete:users", "delete:current_user"]) {
         return r;
     }
     // 204 even when the user is already gone: the OAS lists no 404 and real tenants
