@@ -500,3 +500,44 @@ async fn members_at_most_ten_per_request_checkpoint_and_member_roles() {
         "No more roles can be assigned to this organization member."
     );
 }
+
+#[tokio::test]
+async fn seed_users_roles_and_orgs_without_http() {
+    let sb = start().await;
+    let (inserted, errors) = sb.auth0().seed_users(
+        "Username-Password-Authentication",
+        &[
+            json!({"email":"s1@example.com","user_id":"s1","mfa_factors":[{"totp":{"secret":"JBSWY3DPEHPK3PXP"}}]}),
+            json!({"email":"s1@example.com"}),
+        ],
+    );
+    assert_eq!(inserted, 1);
+    assert_eq!(errors[0]["errors"][0]["code"], "DUPLICATED_USER");
+    assert_eq!(sb.auth0().mfa_factor_kinds("auth0|s1"), vec!["totp"]);
+    let role = sb
+        .auth0()
+        .seed_role("admin", "Admins", &[("https://api/", "do:all")]);
+    assert_eq!(
+        sb.auth0().seed_role("admin", "again", &[]),
+        role,
+        "found by name"
+    );
+    sb.auth0().seed_role_users(&role, &["auth0|s1"]);
+    let org = sb.auth0().seed_organization("acme", "Acme");
+    sb.auth0().seed_org_members(&org, &["auth0|s1"]);
+    sb.auth0().seed_org_member_roles(&org, "auth0|s1", &[&role]);
+    let t = token(&sb).await;
+    let (_, users) = get(&sb, &t, &format!("/api/v2/roles/{role}/users")).await;
+    assert_eq!(users[0]["user_id"], "auth0|s1");
+    let (_, perms) = get(&sb, &t, &format!("/api/v2/roles/{role}/permissions")).await;
+    assert_eq!(perms[0]["permission_name"], "do:all");
+    let (_, members) = get(
+        &sb,
+        &t,
+        &format!("/api/v2/organizations/{org}/members?fields=roles"),
+    )
+    .await;
+    assert_eq!(members[0]["roles"][0]["name"], "admin");
+    assert_eq!(sb.auth0().organizations()[0]["name"], "acme");
+    assert_eq!(sb.auth0().roles().len(), 1);
+}

@@ -24,7 +24,10 @@ pub(super) fn routes(state: Arc<Auth0State>) -> axum::Router {
             // The handler enforces `max_upload_bytes` itself (413 with Auth0's text).
             post(import::create_import).layer(DefaultBodyLimit::disable()),
         )
-        .route("/api/v2/jobs/users-exports", post(import::create_export))
+        .route(
+            "/api/v2/jobs/users-exports",
+            post(super::export::create_export),
+        )
         .route("/api/v2/jobs/{id}", get(get_job))
         .route("/api/v2/jobs/{id}/errors", get(job_errors))
         .merge(super::users::routes())

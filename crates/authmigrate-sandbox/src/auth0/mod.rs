@@ -10,6 +10,7 @@
 //! lazily whenever any request or accessor looks at the state, and also from a timer.
 
 mod clock;
+mod export;
 mod handlers;
 mod import;
 pub mod mfa;
