@@ -278,6 +278,25 @@ async fn user_roles_list_and_assign() {
     )
     .await;
     assert!(sb.auth0().role_user_ids(&a).is_empty());
+    assert_eq!(
+        post(&sb, &t, path, json!({"roles":[a.clone()]})).await.0,
+        404
+    );
+    // A user imported after the look-ups above is found.
+    let id = import(
+        &sb,
+        &t,
+        &json!([{"email":"late@example.com","user_id":"late"}]),
+        false,
+    )
+    .await;
+    wait_job(&sb, &t, &id).await;
+    let late = "/api/v2/users/auth0%7Clate/roles";
+    assert_eq!(
+        post(&sb, &t, late, json!({"roles":[a.clone()]})).await.0,
+        204
+    );
+    assert_eq!(sb.auth0().role_user_ids(&a), vec!["auth0|late"]);
 }
 
 #[tokio::test]

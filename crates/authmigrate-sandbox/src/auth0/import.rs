@@ -653,6 +653,7 @@ pub(crate) fn run_import(
         });
         inserted += 1;
     }
+    inner.users_changed();
     JobOutcome::Import {
         summary: [failed, updated, inserted, users.len() as u64],
         errors,

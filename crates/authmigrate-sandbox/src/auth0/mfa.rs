@@ -31,13 +31,22 @@ use super::{Auth0State, User};
 /// How long an `mfa_token` stays valid (Auth0 documents 10 minutes for it).
 const MFA_TOKEN_TTL: Duration = Duration::from_secs(600);
 
-/// Pending MFA challenges and seeded recovery codes.
-#[derive(Debug, Default)]
+/// Pending MFA challenges and seeded recovery codes (`Debug` shows counts only).
+#[derive(Default)]
 pub(crate) struct MfaState {
     /// `mfa_token` → (user id, expiry).
     pending: HashMap<String, (String, Instant)>,
     /// user id → bcrypt hash of a recovery code (seeded only).
     pub(crate) recovery_codes: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for MfaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaState")
+            .field("pending", &self.pending.len())
+            .field("recovery_codes", &self.recovery_codes.len())
+            .finish()
+    }
 }
 
 pub(super) fn routes() -> axum::Router<Arc<Auth0State>> {

@@ -404,7 +404,8 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A job's request. `Debug` shows counts only: the users carry password hashes.
+#[derive(Clone)]
 pub(crate) enum JobKind {
     Import {
         connection_id: String,
@@ -422,6 +423,28 @@ pub(crate) enum JobKind {
         fields: Option<Vec<Value>>,
         limit: Option<u64>,
     },
+}
+
+impl std::fmt::Debug for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobKind::Import {
+                connection,
+                upsert,
+                users,
+                ..
+            } => f
+                .debug_struct("Import")
+                .field("connection", connection)
+                .field("upsert", upsert)
+                .field("users", &users.len())
+                .finish_non_exhaustive(),
+            JobKind::Export { connection, .. } => f
+                .debug_struct("Export")
+                .field("connection", connection)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -493,6 +516,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<Clock>,
     pub(crate) rbac: rbac::Rbac,
     pub(crate) mfa: mfa::MfaState,
+    /// `user_id` → position in `users`; rebuilt on demand after [`Inner::users_changed`].
+    user_index: std::cell::RefCell<Option<HashMap<String, usize>>>,
 }
 
 impl Inner {
@@ -514,6 +539,24 @@ impl Inner {
 
     pub(crate) fn connection_by_name(&self, name: &str) -> Option<&Connection> {
         self.connections.iter().find(|c| c.name == name)
+    }
+
+    /// Must follow every change to `users` (insert, delete).
+    pub(crate) fn users_changed(&self) {
+        self.user_index.replace(None);
+    }
+
+    /// The position of the user with this `user_id` (`auth0|…`).
+    pub(crate) fn user_pos(&self, user_id: &str) -> Option<usize> {
+        let mut cache = self.user_index.borrow_mut();
+        let index = cache.get_or_insert_with(|| {
+            self.users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.user_id(), i))
+                .collect()
+        });
+        index.get(user_id).copied()
     }
 
     pub(crate) fn now_iso(&self) -> String {
@@ -562,6 +605,7 @@ impl Auth0State {
             clock: clock.clone(),
             rbac: rbac::Rbac::default(),
             mfa: mfa::MfaState::default(),
+            user_index: std::cell::RefCell::new(None),
         };
         for c in &config.connections {
             let id = match &c.id {

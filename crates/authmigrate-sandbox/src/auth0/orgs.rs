@@ -269,26 +269,29 @@ async fn list_members(
         return org_not_found();
     };
     let org = &inner.rbac.orgs[i];
-    let all: Vec<Value> = org
-        .members
-        .iter()
-        .map(|u| {
-            let mut m = inner.user_summary(u);
-            if with_roles {
-                let roles: Vec<Value> = org
-                    .member_roles
-                    .get(u)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| inner.rbac.roles.get(r))
-                    .map(|r| json!({"id": r.id, "name": r.name}))
-                    .collect();
-                m["roles"] = Value::Array(roles);
-            }
-            m
-        })
-        .collect();
-    paging::respond(all, "members", req, MEMBERS)
+    let render = |u: &String| {
+        let mut m = inner.user_summary(u);
+        if with_roles {
+            let roles: Vec<Value> = org
+                .member_roles
+                .get(u)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| inner.rbac.roles.get(r))
+                .map(|r| json!({"id": r.id, "name": r.name}))
+                .collect();
+            m["roles"] = Value::Array(roles);
+        }
+        m
+    };
+    // Only the requested page is rendered: organizations can have many members.
+    paging::respond_lazy(
+        org.members.len(),
+        |r| org.members[r].iter().map(render).collect(),
+        "members",
+        req,
+        MEMBERS,
+    )
 }
 
 async fn add_members(
@@ -314,10 +317,7 @@ async fn add_members(
         return org_not_found();
     };
     // "the user must already exist in your tenant"; the answer's text is not recorded.
-    if let Some(u) = members
-        .iter()
-        .find(|u| !inner.users.iter().any(|x| &x.user_id() == *u))
-    {
+    if let Some(u) = members.iter().find(|u| !inner.user_exists(u)) {
         return bad_request(&format!("The user {u} does not exist."));
     }
     let org = &mut inner.rbac.orgs[i];
@@ -346,7 +346,7 @@ async fn member_roles(
     let Some(i) = inner.org_index(&id) else {
         return org_not_found();
     };
-    if !inner.users.iter().any(|u| u.user_id() == user_id) {
+    if !inner.user_exists(&user_id) {
         return api_error(
             StatusCode::NOT_FOUND,
             "The user does not exist.",

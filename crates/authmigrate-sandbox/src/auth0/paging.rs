@@ -134,18 +134,36 @@ fn decode(token: &str) -> Option<usize> {
 
 /// The answer for `all` (the whole list, in order) under `req`.
 pub(crate) fn respond(all: Vec<Value>, key: &str, req: PageReq, rules: Rules) -> Response {
+    let total = all.len();
+    respond_lazy(
+        total,
+        |r| all.into_iter().skip(r.start).take(r.len()).collect(),
+        key,
+        req,
+        rules,
+    )
+}
+
+/// The answer for a list of `total` items of which only the requested range is
+/// rendered (`render` gets a range within `0..total`).
+pub(crate) fn respond_lazy(
+    total: usize,
+    render: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
+    key: &str,
+    req: PageReq,
+    rules: Rules,
+) -> Response {
+    let clamp = |start: usize, len: usize| {
+        let start = start.min(total);
+        start..(start.saturating_add(len)).min(total)
+    };
     match req {
         PageReq::Offset {
             page,
             per_page,
             totals,
         } => {
-            let total = all.len();
-            let items: Vec<Value> = all
-                .into_iter()
-                .skip(page * per_page)
-                .take(per_page)
-                .collect();
+            let items = render(clamp(page.saturating_mul(per_page), per_page));
             if totals {
                 Json(json!({"start": page * per_page, "limit": per_page, "total": total, key: items}))
                     .into_response()
@@ -154,9 +172,8 @@ pub(crate) fn respond(all: Vec<Value>, key: &str, req: PageReq, rules: Rules) ->
             }
         }
         PageReq::Checkpoint { from, take } => {
-            let total = all.len();
-            let items: Vec<Value> = all.into_iter().skip(from).take(take).collect();
-            let end = from + items.len();
+            let items = render(clamp(from, take));
+            let end = from.min(total) + items.len();
             let more = if rules.next_until_empty {
                 !items.is_empty()
             } else {

@@ -130,13 +130,13 @@ impl Inner {
         Some(id)
     }
 
-    fn user_exists(&self, user_id: &str) -> bool {
-        self.users.iter().any(|u| u.user_id() == user_id)
+    pub(crate) fn user_exists(&self, user_id: &str) -> bool {
+        self.user_pos(user_id).is_some()
     }
 
     /// `{user_id, picture, name, email}` of a user (role users, org members).
     pub(crate) fn user_summary(&self, user_id: &str) -> Value {
-        match self.users.iter().find(|u| u.user_id() == user_id) {
+        match self.user_pos(user_id).map(|i| &self.users[i]) {
             Some(u) => json!({
                 "user_id": user_id,
                 "email": u.str_field("email"),
@@ -426,8 +426,19 @@ async fn role_users(
     let Some(role) = inner.rbac.roles.get(&id) else {
         return not_found("Role not found.");
     };
-    let all: Vec<Value> = role.users.iter().map(|u| inner.user_summary(u)).collect();
-    paging::respond(all, "users", req, CHECKPOINT)
+    // Only the requested page is rendered: roles of a large tenant have many users.
+    paging::respond_lazy(
+        role.users.len(),
+        |r| {
+            role.users[r]
+                .iter()
+                .map(|u| inner.user_summary(u))
+                .collect()
+        },
+        "users",
+        req,
+        CHECKPOINT,
+    )
 }
 
 async fn assign_role_users(

@@ -196,6 +196,7 @@ async fn create_user(
     };
     let out = user.to_json();
     inner.users.push(user);
+    inner.users_changed();
     (StatusCode::CREATED, Json(out)).into_response()
 }
 
@@ -377,6 +378,7 @@ async fn delete_user(
     // answer 204 to a repeated delete (auth0-rbac-orgs-mfa.md §3).
     let mut inner = state.lock();
     inner.users.retain(|u| u.user_id() != id);
+    inner.users_changed();
     inner.rbac.forget_user(&id);
     StatusCode::NO_CONTENT.into_response()
 }
