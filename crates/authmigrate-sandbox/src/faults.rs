@@ -596,6 +596,41 @@ mod tests {
     }
 
     #[test]
+    fn post_create_faults_by_job_number() {
+        let f = Faults::new(FaultConfig {
+            import_500_after_create: vec![0, 2],
+            import_drop_after_create: vec![2, 3],
+            fail_jobs_after: vec![(1, 5)],
+            ..FaultConfig::default()
+        });
+        let got: Vec<AfterCreate> = (0..5).map(|n| f.import_after_create(n)).collect();
+        assert_eq!(
+            got,
+            vec![
+                AfterCreate::Error,
+                AfterCreate::Answer,
+                AfterCreate::Drop,
+                AfterCreate::Drop,
+                AfterCreate::Answer
+            ]
+        );
+        assert_eq!(f.job_fails_after(1), Some(5));
+        assert_eq!(f.job_fails_after(0), None);
+    }
+
+    #[test]
+    fn auth0_gets_a_default_bucket_and_authgear_none() {
+        let f = Faults::new(FaultConfig::default());
+        let (d, h) = f.decide_with_headers(Some(Provider::Auth0));
+        assert_eq!(d, Decision::Pass { delay: None });
+        let h = h.expect("auth0 headers");
+        assert_eq!(h.limit, u64::from(DEFAULT_AUTH0_RATE_LIMIT.burst));
+        assert_eq!(h.remaining, u64::from(DEFAULT_AUTH0_RATE_LIMIT.burst) - 1);
+        assert!(f.decide_with_headers(Some(Provider::Authgear)).1.is_none());
+        assert_eq!(f.rate_limited(), 0);
+    }
+
+    #[test]
     fn fail_jobs_and_paths() {
         let f = Faults::new(FaultConfig {
             fail_jobs: vec![1, 3],
