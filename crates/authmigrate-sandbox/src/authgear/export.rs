@@ -162,7 +162,7 @@ pub(super) async fn create(
     }
     let job = ExportJob {
         id: new_id("userexport_"),
-        created_at: jiff::Timestamp::now(),
+        created_at: state.now(),
         request,
         completed_at: None,
         key: None,
@@ -180,14 +180,16 @@ async fn run(state: Arc<AuthgearState>, id: String) {
     tokio::time::sleep(state.faults.job_latency()).await;
     state.wait_unpaused().await;
     let _turn = state.queue.lock().await;
+    let now = state.now();
     let mut inner = state.lock();
     let mut file = Vec::new();
     for user in &inner.store.users {
-        let line = user.export_record(&state.config.project_id).to_string();
+        let line = user
+            .export_record(&state.config.project_id, now)
+            .to_string();
         file.extend_from_slice(line.as_bytes());
         file.push(b'\n');
     }
-    let now = jiff::Timestamp::now();
     let stamp = now.strftime("%Y%m%d%H%M%SZ").to_string();
     if let Some(job) = inner.exports.get_mut(&id) {
         job.key = Some(format!(
@@ -227,7 +229,17 @@ pub(super) async fn get(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_owned();
+    let now = state.now();
     let mut inner = state.lock();
+    // Results expire 24 h after the task completes (retention TTL).
+    let expired = inner
+        .exports
+        .get(&id)
+        .and_then(|j| j.completed_at)
+        .is_some_and(|done| now >= done + jiff::SignedDuration::from_hours(24));
+    if expired {
+        inner.exports.remove(&id);
+    }
     let Some(job) = inner.exports.get(&id) else {
         return error_response(api_error(
             "NotFound",

@@ -1,0 +1,4 @@
+//! placeholder
+pub(super) async fn handle() -> &'static str {
+    ""
+}
