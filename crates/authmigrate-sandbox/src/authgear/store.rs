@@ -345,7 +345,7 @@ impl StoredUser {
 
 /// All users, with an index of their login IDs (a scan per imported record would
 /// make imports quadratic in the project's size, which Authgear's database is not).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Store {
     pub(super) users: Vec<StoredUser>,
     by_login: HashMap<(Kind, String), Vec<usize>>,
