@@ -12,14 +12,18 @@
 //! - `POST /_api/admin/users/export` and `GET /_api/admin/users/export/{id}`: NDJSON
 //!   exports; a completed export gets a fresh `download_url` on every GET.
 //!
+//! - `POST /_api/admin/graphql`: the Admin GraphQL API (see the `graphql` module).
+//!
+//! A non-JSON body on any admin route is a 415 `text/plain` `invalid content type: …`,
+//! after the JWT check.
+//!
 //! Sandbox-only routes (no admin auth, no faults):
 //! - `GET /_sandbox/authgear/exports/{key}?token=…`: the presigned download; it expires
 //!   after [`AuthgearConfig::download_url_ttl`] (403 `Request has expired` afterwards).
-//! - `POST /_sandbox/authgear/login` with `{"login_id": …, "password": …}`: 200
-//!   `{"user_id": …}` when the login ID (normalised like Authgear: lower-cased when login
-//!   IDs are case-insensitive) belongs to a user whose primary password hash verifies
-//!   (`$2a$`/`$2b$`/`$2y$` bcrypt); 401 `Unauthorized`/`InvalidCredentials` otherwise;
-//!   403 `Forbidden`/`UserDisabled` when the password is right but the user is disabled.
+//! - `POST /_sandbox/authgear/login` with `{"login_id", "password", "totp"?}`: an end
+//!   user's login, with a TOTP code for users that have one (see the `login` module).
+//! - `GET`/`POST /_sandbox/authgear/clock`: the project clock, `{"now": RFC 3339}` or
+//!   `{"advance": "25h"}` (quota periods, job expiry, account validity, TOTP).
 //!
 //! # Jobs
 //! An import is cut into tasks of [`AuthgearConfig::records_per_task`] records. Task `i`
@@ -39,8 +43,10 @@
 //! - `bcp47` locale: a structural check of the canonical form (`en`, `zh-Hant-HK`,
 //!   `en-US`; `en_US` and `en-us` fail), not golang.org/x/text canonicalisation.
 //! - `timezone`: must contain `/` and be found in the IANA database that jiff sees.
-//! - username login IDs: at most 40 characters, ASCII letters, digits, `_`, `-`, `.`,
-//!   and a short list of reserved names.
+//! - username login IDs: at most 40 bytes trimmed, ASCII letters, digits, `_`, `-`, `.`,
+//!   and the docs' eight reserved names unless the config gives the project's list (no
+//!   PRECIS or confusable-character check).
+//! - the usage quota counts only `user_import`, with `block` limits.
 //! - `bcrypt-sha512` hashes are accepted on import but never verify at login.
 
 mod api;

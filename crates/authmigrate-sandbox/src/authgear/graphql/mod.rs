@@ -114,11 +114,11 @@ fn flatten<'a>(
     Ok(())
 }
 
-/// The request's `(query, variables, operationName)`.
-fn read_request(
-    headers: &HeaderMap,
-    bytes: &[u8],
-) -> Result<(String, Map<String, Value>, Option<String>), Value> {
+/// A request's `(query, variables, operationName)`.
+type GqlRequest = (String, Map<String, Value>, Option<String>);
+
+/// Reads the request body as JSON or as `application/graphql`.
+fn read_request(headers: &HeaderMap, bytes: &[u8]) -> Result<GqlRequest, Value> {
     let graphql = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -243,7 +243,7 @@ pub(super) async fn handle(
         if def.ty.ends_with('!') && value.is_null() {
             return envelope(
                 Value::Null,
-                vec![format_error(&GqlError::Unexpected, fields[0])],
+                vec![json!({ "message": "unexpected error", "locations": [] })],
             );
         }
         vars.insert(def.name.clone(), value);

@@ -320,7 +320,7 @@ fn opt_text(v: Option<&Value>) -> Option<Option<String>> {
 }
 
 /// `(roles or groups, is_role)` of the directory.
-fn entries<'d>(dir: &'d mut Directory, role: bool) -> &'d mut Vec<Entry> {
+fn entries(dir: &mut Directory, role: bool) -> &mut Vec<Entry> {
     if role {
         &mut dir.roles
     } else {
