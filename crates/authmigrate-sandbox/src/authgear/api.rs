@@ -208,6 +208,36 @@ pub(super) async fn clock_set(
     clock_json(&state)
 }
 
+/// `POST /_sandbox/authgear/import-faults` with `{"nth": n, "fault": "error500" | "drop" |
+/// null}`: the nth accepted import POST (0-based, counting from the project's start)
+/// fails that way after its job was created; `null` clears it.
+pub(super) async fn import_faults_set(
+    State(state): State<Arc<AuthgearState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let nth = v
+        .get("nth")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
+    let fault = match v.get("fault") {
+        Some(Value::String(f)) if f == "error500" => Some(Some(super::ImportFault::Error500)),
+        Some(Value::String(f)) if f == "drop" => Some(Some(super::ImportFault::Drop)),
+        Some(Value::Null) => Some(None),
+        _ => None,
+    };
+    let (Some(nth), Some(fault)) = (nth, fault) else {
+        return error_response(api_error(
+            "BadRequest",
+            "BadRequest",
+            "body must be {\"nth\": integer, \"fault\": \"error500\" | \"drop\" | null}",
+            None,
+        ));
+    };
+    state.set_import_fault(nth, fault);
+    axum::Json(json!({ "nth": nth, "fault": v["fault"] })).into_response()
+}
+
 /// Reads the body; more than `limit` bytes gives 413 `JSONTooLarge` with `info.limit`.
 pub(super) async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, Value> {
     let mut stream = body.into_data_stream();

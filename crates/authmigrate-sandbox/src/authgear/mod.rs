@@ -24,6 +24,9 @@
 //!   user's login, with a TOTP code for users that have one (see the `login` module).
 //! - `GET`/`POST /_sandbox/authgear/clock`: the project clock, `{"now": RFC 3339}` or
 //!   `{"advance": "25h"}` (quota periods, job expiry, account validity, TOTP).
+//! - `POST /_sandbox/authgear/import-faults` with `{"nth": n, "fault": "error500" |
+//!   "drop" | null}`: the nth accepted import POST (0-based) answers 500 or drops the
+//!   connection after its job was created (the job runs), for in-doubt tests.
 //!
 //! # Jobs
 //! An import is cut into tasks of [`AuthgearConfig::records_per_task`] records. Task `i`
@@ -484,6 +487,10 @@ pub fn router(state: Arc<AuthgearState>) -> Router {
         .route(
             "/_sandbox/authgear/clock",
             get(api::clock_get).post(api::clock_set),
+        )
+        .route(
+            "/_sandbox/authgear/import-faults",
+            post(api::import_faults_set),
         )
         .route("/_sandbox/authgear/exports/{key}", get(export::download));
     admin.merge(sandbox).with_state(state)
