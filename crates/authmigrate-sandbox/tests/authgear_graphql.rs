@@ -539,3 +539,89 @@ async fn totp_login_requires_a_current_code() {
         .await;
     assert_eq!(s, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn groups_update_delete_and_users_filtered_by_role_or_group() {
+    let (api, ids) = seeded(3).await;
+    let ag = api.sb.authgear();
+    let u1 = user_node(&ids[1]);
+    let (_, v) = api
+        .gql(
+            r#"mutation($u1: ID!) {
+                addGroupToUsers(input: {groupKey: "staff", userIDs: [$u1]}) { group { id key } }
+                addGroupToRoles(input: {groupKey: "staff", roleKeys: ["admin"]}) { group { roles { totalCount } } }
+                addUserToRoles(input: {userID: $u1, roleKeys: ["admin"]}) { user { id } }
+            }"#,
+            json!({"u1": u1}),
+        )
+        .await;
+    assert!(v.get("errors").is_none(), "{v}");
+    let staff_id = v["data"]["addGroupToUsers"]["group"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, v) = api
+        .gql(
+            r#"{ r: users(roleKeys: ["admin"]) { edges { node { id } } }
+                 g: users(groupKeys: ["staff"]) { totalCount edges { node { id } } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["data"]["r"]["edges"], json!([{"node": {"id": u1}}]));
+    assert_eq!(
+        v["data"]["g"],
+        json!({"totalCount": null, "edges": [{"node": {"id": u1}}]})
+    );
+    let (_, v) = api
+        .gql(
+            r#"mutation($id: ID!) {
+                removeGroupFromRoles(input: {groupKey: "staff", roleKeys: ["admin"]}) { group { roles { totalCount } } }
+                updateGroup(input: {id: $id, name: "Staff", description: "All staff"}) { group { key name description } }
+            }"#,
+            json!({"id": staff_id}),
+        )
+        .await;
+    assert!(v.get("errors").is_none(), "{v}");
+    assert_eq!(
+        v["data"]["removeGroupFromRoles"]["group"]["roles"]["totalCount"],
+        0
+    );
+    assert_eq!(
+        v["data"]["updateGroup"]["group"],
+        json!({"key": "staff", "name": "Staff", "description": "All staff"})
+    );
+    // A Role id where a Group id belongs, then a real delete.
+    let (_, v) = api
+        .gql(
+            r#"mutation { deleteGroup(input: {id: "VXNlcjox"}) { ok } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["errors"][0]["message"], "invalid group ID");
+    let (_, v) = api
+        .gql(
+            "mutation($id: ID!) { deleteGroup(input: {id: $id}) { ok } }",
+            json!({"id": staff_id}),
+        )
+        .await;
+    assert_eq!(v["data"]["deleteGroup"]["ok"], true);
+    assert!(ag.groups().is_empty());
+    assert!(
+        ag.user_by_login_id("user1@x.com")
+            .unwrap()
+            .groups
+            .is_empty()
+    );
+    assert_eq!(ag.user_by_login_id("user1@x.com").unwrap().roles, ["admin"]);
+    // Missing list arguments are the resolver's unchecked cast: "unexpected error".
+    let (_, v) = api
+        .gql(
+            "mutation($u1: ID!) { addUserToRoles(input: {userID: $u1}) { user { id } } }",
+            json!({"u1": u1}),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!({"data": null, "errors": [{"message": "unexpected error", "locations": []}]})
+    );
+}

@@ -360,6 +360,9 @@ impl StoredUser {
             super::api::rfc3339(self.created_at),
         );
         rec.insert("disabled".to_owned(), json!(self.is_disabled(now)));
+        if let Some(t) = self.last_login_at {
+            rec.insert("last_login_at".to_owned(), super::api::rfc3339(t));
+        }
         rec.insert("is_anonymized".to_owned(), json!(false));
         if let Some(v) = &self.account_valid_from {
             rec.insert("account_valid_from".to_owned(), json!(v));

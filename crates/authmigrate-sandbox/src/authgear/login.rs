@@ -3,7 +3,7 @@
 //!
 //! Body `{"login_id": …, "password": …, "totp"?: "123456"}`. The login ID is normalised
 //! like Authgear's. Answers:
-//! - 200 `{"user_id": …}`: the primary password verifies (bcrypt `$2a$`/`$2b$`/`$2y$`)
+//! - 200 `{"user_id": …}` (and the user's `lastLoginAt` / `last_login_at` is set): the primary password verifies (bcrypt `$2a$`/`$2b$`/`$2y$`)
 //!   and, for a user with a TOTP authenticator, `totp` is a valid code (RFC 6238,
 //!   SHA-1, 30 s, 6 digits, ±1 step, on the project's clock) of one of them;
 //! - 401 `Unauthorized`/`InvalidCredentials`: unknown login ID, no password, wrong
@@ -85,6 +85,14 @@ pub(super) async fn login(
             "user is disabled",
             None,
         ));
+    }
+    {
+        let mut inner = state.lock();
+        if let Some(idx) = inner.store.position(&user_id) {
+            let mut user = inner.store.users[idx].clone();
+            user.last_login_at = Some(now);
+            inner.store.replace(idx, user);
+        }
     }
     (
         StatusCode::OK,

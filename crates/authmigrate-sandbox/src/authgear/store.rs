@@ -119,6 +119,8 @@ pub(super) struct StoredUser {
     pub(super) mfa_emails: Vec<String>,
     pub(super) mfa_phone_numbers: Vec<String>,
     pub(super) totp_secrets: Vec<String>,
+    /// Set by a successful sandbox login.
+    pub(super) last_login_at: Option<jiff::Timestamp>,
 }
 
 impl fmt::Debug for StoredUser {
@@ -187,6 +189,7 @@ impl StoredUser {
             mfa_emails: Vec::new(),
             mfa_phone_numbers: Vec::new(),
             totp_secrets: Vec::new(),
+            last_login_at: None,
         }
     }
 
