@@ -85,7 +85,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "user")]
     pub prefix: String,
     /// E-mail domain: e-mails are `{username}@{domain}`
-    #[arg(long, default_value = "example.com")]
+    #[arg(long, id = "email_domain", default_value = "example.com")]
     pub domain: String,
     /// Number of the first user
     #[arg(long, default_value_t = 1)]
@@ -154,7 +154,7 @@ pub struct DeleteArgs {
     pub start: u64,
     /// The e-mail domain (`--prefix`: default `example.com`); any user whose e-mail is
     /// in another domain is left alone unless `--force`
-    #[arg(long, help_heading = "Selection (exactly one)")]
+    #[arg(long, id = "email_domain", help_heading = "Selection (exactly one)")]
     pub domain: Option<String>,
     /// The users a run created: a `migrate --id-map` CSV or an `import --report`
     /// (only `inserted` users are taken)

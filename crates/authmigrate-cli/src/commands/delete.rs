@@ -121,7 +121,14 @@ async fn run_async(args: DeleteArgs, out: &Output) -> anyhow::Result<Status> {
 
     let outcomes: Mutex<Vec<DeleteOutcome>> = Mutex::new(Vec::with_capacity(planned.len()));
     let bar = out.bar(selection.keys.len() as u64, "deleting");
+    let abort_at = test_abort_at();
+    let seen = std::sync::atomic::AtomicU64::new(0);
     let result = execute(directory.as_ref(), planned, &options, &|o| {
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if abort_at == Some(n) {
+            // Test hook: die like `kill -9` (no cleanup) after the n-th outcome.
+            std::process::abort();
+        }
         bar.inc(1);
         out.event("record", record_json(o));
         if o.outcome == Outcome::Failed && !out.json() {
@@ -168,6 +175,16 @@ async fn run_async(args: DeleteArgs, out: &Output) -> anyhow::Result<Status> {
     } else {
         Status::Ok
     })
+}
+
+/// Test hook (crash tests only): `AUTHMIGRATE_TEST_ABORT_AT=delete:<n>` aborts the
+/// process after the n-th outcome (journaled first, when `--state` is given).
+fn test_abort_at() -> Option<u64> {
+    std::env::var("AUTHMIGRATE_TEST_ABORT_AT")
+        .ok()?
+        .strip_prefix("delete:")?
+        .parse()
+        .ok()
 }
 
 /// Lists what will be deleted and what is left alone (stderr; `planned` events with `--json`).
