@@ -42,6 +42,9 @@ pub(crate) fn run(args: GenerateArgs, out: &Output) -> anyhow::Result<Status> {
     }
     // With `--to`, the users are generated once into a private neutral file that
     // every target imports (the same hashes in each); `--out` is then optional.
+    // With `--state` the file sits at a fixed path next to it (`STATE.users.ndjson`,
+    // 0600, removed at the end), because the import journal identifies its input by
+    // path: a rerun with the same `--seed` regenerates the same file at the same path.
     let staging = if args.to.is_empty() {
         None
     } else {
@@ -49,7 +52,14 @@ pub(crate) fn run(args: GenerateArgs, out: &Output) -> anyhow::Result<Status> {
             .prefix("authmigrate-generate-")
             .tempdir()
             .context("cannot create a temporary directory")?;
-        let file = dir.path().join("users.ndjson");
+        let file = match &args.run.state {
+            Some(state) => {
+                let mut name = state.file_name().unwrap_or_default().to_owned();
+                name.push(".users.ndjson");
+                state.with_file_name(name)
+            }
+            None => dir.path().join("users.ndjson"),
+        };
         Some((dir, file))
     };
     let path = match (&args.out, &staging) {
@@ -147,13 +157,23 @@ pub(crate) fn run(args: GenerateArgs, out: &Output) -> anyhow::Result<Status> {
     if let Some((_dir, file)) = &staging {
         let mut targets = args.to.clone();
         targets.dedup();
+        let mut result = Ok(());
         for &target in &targets {
-            let s = super::import::run(import_args(&args, target, targets.len(), file), out)?;
-            imported.push(provider_name(target));
-            if s == Status::SomeFailed {
-                status = Status::SomeFailed;
+            match super::import::run(import_args(&args, target, targets.len(), file), out) {
+                Ok(s) => {
+                    imported.push(provider_name(target));
+                    if s == Status::SomeFailed {
+                        status = Status::SomeFailed;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
+        let _ = std::fs::remove_file(file);
+        result?;
     }
     out.event(
         "summary",
