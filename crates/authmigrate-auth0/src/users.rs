@@ -58,12 +58,12 @@ impl Auth0Users {
         method: Method,
         url: url::Url,
     ) -> Result<HttpReply, BackendError> {
-        self.pacer.acquire().await;
+        let seq = self.pacer.acquire().await;
         let reply = self
             .client
             .send(what, |http| http.request(method.clone(), url.clone()))
             .await;
-        self.pacer.observe(reply.as_ref().ok());
+        self.pacer.observe(seq, reply.as_ref().ok());
         let reply = reply?;
         if matches!(
             reply.status,
@@ -199,10 +199,14 @@ impl UserDirectory for Auth0Users {
 
 /// Holds requests back while Auth0's bucket is empty.
 ///
-/// `remaining` is what the last reply's `x-ratelimit-remaining` said, minus the
-/// requests sent since; at zero, requests wait for `x-ratelimit-reset` (UNIX seconds,
-/// when tokens are added) and then go one at a time until a reply says how many
-/// tokens came. Without the headers nothing is held back.
+/// Every request gets a sequence number when it is let through. A reply's
+/// `x-ratelimit-remaining` is the server's count when it served that request; the
+/// requests let through after it may already have spent tokens, so a reply allows
+/// at most `remaining - (requests let through since)`. Concurrent requests reach the
+/// server in any order, so a reply never raises the budget: it only lowers it. At a
+/// budget of zero, requests wait for `x-ratelimit-reset` (UNIX seconds, when tokens
+/// are added), then one request goes alone and its reply sets the budget afresh
+/// (the tokens added meanwhile). Without the headers nothing is held back.
 #[derive(Debug, Default)]
 struct Pacer {
     state: Mutex<PaceState>,
@@ -213,10 +217,15 @@ struct PaceState {
     remaining: Option<u64>,
     reset: Option<Instant>,
     in_flight: u64,
+    /// Requests let through so far.
+    sent: u64,
+    /// The request sent alone after the bucket was empty, whose reply sets the budget.
+    probe: Option<u64>,
 }
 
 impl Pacer {
-    async fn acquire(&self) {
+    /// Waits for a token; returns the request's sequence number.
+    async fn acquire(&self) -> u64 {
         loop {
             let wait = {
                 let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -224,25 +233,24 @@ impl Pacer {
                 match (s.remaining, s.reset) {
                     (Some(0), Some(reset)) if reset > now => Some(reset - now),
                     (Some(0), _) if s.in_flight > 0 => Some(Duration::from_millis(20)),
-                    (Some(r), _) => {
-                        s.remaining = Some(r.saturating_sub(1));
+                    (r, _) => {
+                        s.remaining = r.map(|r| r.saturating_sub(1));
                         s.in_flight += 1;
-                        None
-                    }
-                    (None, _) => {
-                        s.in_flight += 1;
-                        None
+                        s.sent += 1;
+                        if r == Some(0) {
+                            s.probe = Some(s.sent);
+                        }
+                        return s.sent;
                     }
                 }
             };
-            match wait {
-                Some(w) => tokio::time::sleep(w).await,
-                None => return,
+            if let Some(w) = wait {
+                tokio::time::sleep(w).await;
             }
         }
     }
 
-    fn observe(&self, reply: Option<&HttpReply>) {
+    fn observe(&self, seq: u64, reply: Option<&HttpReply>) {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.in_flight = s.in_flight.saturating_sub(1);
         let Some(reply) = reply else { return };
@@ -254,9 +262,15 @@ impl Pacer {
         else {
             return;
         };
-        // Requests still in flight were sent after this reply's count was taken, or not;
-        // count them as spent, to be safe.
-        s.remaining = Some(remaining.saturating_sub(s.in_flight));
+        let allowed = remaining.saturating_sub(s.sent - seq);
+        s.remaining = match s.remaining {
+            Some(budget) if s.probe != Some(seq) => Some(budget.min(allowed)),
+            _ => Some(allowed),
+        };
+        if s.probe == Some(seq) {
+            s.probe = None;
+        }
+        tracing::trace!(seq, sent = s.sent, header = remaining, budget = ?s.remaining, reset, "pacer");
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

@@ -343,10 +343,14 @@ async fn a_killed_delete_resumes_with_its_state_and_deletes_each_user_once() {
 /// behind the sandbox's token bucket at 16 requests/s (burst 50), printing the wall
 /// time against 5000/16 s and the 429s the bucket gave. Not a timed assertion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: cargo test -p authmigrate-cli --release --test delete -- --ignored --nocapture"]
+#[ignore = "benchmark: cargo test -p authmigrate-cli --test delete -- --ignored --nocapture"]
 async fn bench_delete_5000_from_auth0_at_16_per_second() {
-    const N: u32 = 5000;
-    let users = (1..=N)
+    // `AUTHMIGRATE_BENCH_USERS` shrinks it for a quick look.
+    let n_users: u32 = std::env::var("AUTHMIGRATE_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let users = (1..=n_users)
         .map(|i| auth0_user(i, &format!("bench_{i:02}@t.io")))
         .collect();
     let faults = FaultConfig {
@@ -358,7 +362,7 @@ async fn bench_delete_5000_from_auth0_at_16_per_second() {
     };
     let stub = delete_stub::auth0(users, faults).await;
     let dir = tempfile::tempdir().unwrap();
-    let n = N.to_string();
+    let n = n_users.to_string();
     let started = std::time::Instant::now();
     let o = run(
         &stub,
@@ -375,10 +379,10 @@ async fn bench_delete_5000_from_auth0_at_16_per_second() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(stub.store.emails().is_empty());
     // Look-ups and deletes share the bucket: 2 requests per user.
-    let requests = 2.0 * f64::from(N);
+    let requests = 2.0 * f64::from(n_users);
     println!(
-        "deleted {N} users in {wall:.1} s; ideal at 16/s with burst 50: {:.1} s for the deletes alone (5000/16), {:.1} s for look-ups + deletes; 429s: {}",
-        f64::from(N) / 16.0,
+        "deleted {n_users} users in {wall:.1} s; ideal at 16/s with burst 50: {:.1} s for the deletes alone (users/16), {:.1} s for look-ups + deletes; 429s: {}",
+        f64::from(n_users) / 16.0,
         (requests - 50.0) / 16.0,
         stub.faults.rate_limited()
     );
