@@ -387,3 +387,251 @@ async fn bench_delete_5000_from_auth0_at_16_per_second() {
         stub.faults.rate_limited()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Against the sandbox's emulators (generate --to, then delete)
+// ---------------------------------------------------------------------------
+
+mod common;
+
+fn auth0_emails(env: &common::Env) -> Vec<String> {
+    let mut v: Vec<String> = env
+        .sandbox
+        .auth0()
+        .users()
+        .iter()
+        .filter_map(|u| u["email"].as_str().map(str::to_owned))
+        .collect();
+    v.sort();
+    v
+}
+
+fn authgear_emails(env: &common::Env) -> Vec<String> {
+    let mut v: Vec<String> = env
+        .sandbox
+        .authgear()
+        .users()
+        .into_iter()
+        .filter_map(|u| u.email)
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_into_both_then_delete_by_prefix_from_both() {
+    let env = common::env().await;
+    for (prefix, start, count, domain) in [
+        ("qa", "1", "6", "t.io"),
+        ("qa", "1000", "1", "t.io"),
+        ("qaa", "1", "1", "t.io"),
+    ] {
+        let o = env
+            .run(&[
+                "generate", "--prefix", prefix, "--start", start, "--count", count, "--domain",
+                domain, "--cost", "4", "--to", "auth0", "--to", "authgear",
+            ])
+            .await;
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    // The same name in another domain (seeded: the username `qa_01` is taken).
+    let other = json!({"email": "qa_01@other.io", "email_verified": true});
+    let (inserted, _) = env
+        .sandbox
+        .auth0()
+        .seed_users("Username-Password-Authentication", &[other.clone()]);
+    assert_eq!(inserted, 1);
+    env.sandbox.authgear().seed_user(other).unwrap();
+    assert_eq!(auth0_emails(&env).len(), 9);
+    assert_eq!(authgear_emails(&env).len(), 9);
+    // qa_02 logs in at Auth0 (the password-realm grant counts logins): it is left
+    // alone there unless --force. (The Authgear emulator's GraphQL `lastLoginAt` is
+    // always null for now, so Authgear's side of the guard is tested with the stub.)
+    let login = reqwest::Client::new()
+        .post(format!("{}/oauth/token", env.sandbox.base_url()))
+        .json(
+            &json!({"grant_type": "http://auth0.com/oauth/grant-type/password-realm",
+                      "client_id": env.sandbox.auth0().client_id(), "username": "qa_02@t.io",
+                      "password": "qa_02", "realm": "Username-Password-Authentication"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success(), "{}", login.status());
+
+    let mut left = NEIGHBOURS.map(String::from).to_vec();
+    left.push("qa_02@t.io".into());
+    left.sort();
+    let rep = env.path("auth0.json");
+    let args = [
+        "delete",
+        "--from",
+        "auth0",
+        "--prefix",
+        "qa",
+        "--count",
+        "6",
+        "--domain",
+        "t.io",
+        "--yes",
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    let o = env.run(&args).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(auth0_emails(&env), left);
+    let r = report(&rep);
+    assert_eq!(
+        r["summary"],
+        json!({"total": 6, "deleted": 5, "skipped": 1, "failed": 0}),
+        "{r}"
+    );
+    assert_eq!(r["records"][1]["code"], "LOGGED_IN", "{r}");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let o = env.run(&forced).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = report(&rep);
+    assert_eq!(r["summary"]["deleted"], 1, "{r}");
+    assert_eq!(r["summary"]["skipped"], 5, "the others are gone: {r}");
+    assert_eq!(auth0_emails(&env), NEIGHBOURS);
+
+    let rep = env.path("authgear.json");
+    let o = env
+        .run(&[
+            "delete",
+            "--from",
+            "authgear",
+            "--prefix",
+            "qa",
+            "--count",
+            "6",
+            "--domain",
+            "t.io",
+            "--yes",
+            "--report",
+            rep.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        report(&rep)["summary"],
+        json!({"total": 6, "deleted": 6, "skipped": 0, "failed": 0})
+    );
+    assert_eq!(authgear_emails(&env), NEIGHBOURS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_of_a_migrate_by_its_id_map() {
+    let env = common::env().await;
+    let o = env
+        .run(&[
+            "generate", "--prefix", "mig", "--count", "8", "--domain", "t.io", "--cost", "4",
+            "--to", "auth0",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // One user is at the target already: the migrate skips it, and the undo must keep it.
+    let o = env
+        .run(&[
+            "generate", "--prefix", "mig", "--count", "1", "--domain", "t.io", "--cost", "4",
+            "--to", "authgear",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ids = env.path("ids.csv");
+    let o = env
+        .run(&[
+            "migrate",
+            "--from",
+            "auth0",
+            "--to",
+            "authgear",
+            "--id-map",
+            ids.to_str().unwrap(),
+            "--work-dir",
+            env.path("work").to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(authgear_emails(&env).len(), 8);
+    let o = env
+        .run(&[
+            "delete",
+            "--from",
+            "authgear",
+            "--id-map",
+            ids.to_str().unwrap(),
+            "--yes",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        authgear_emails(&env),
+        ["mig_01@t.io"],
+        "only what the migrate created is gone"
+    );
+    assert_eq!(auth0_emails(&env).len(), 8, "the source is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_delete_from_the_auth0_emulator_resumes_with_its_state() {
+    let env = common::env().await;
+    for (prefix, start, count) in [("qa", "1", "12"), ("qa", "1000", "1"), ("qaa", "1", "1")] {
+        let o = env
+            .run(&[
+                "generate", "--prefix", prefix, "--start", start, "--count", count, "--domain",
+                "t.io", "--cost", "4", "--to", "auth0",
+            ])
+            .await;
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let state = env.path("delete.state");
+    let rep = env.path("r.json");
+    let args = [
+        "delete",
+        "--from",
+        "auth0",
+        "--prefix",
+        "qa",
+        "--count",
+        "12",
+        "--domain",
+        "t.io",
+        "--yes",
+        "--concurrency",
+        "3",
+        "--state",
+        state.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    // The test hook aborts the process (like kill -9) after the 4th outcome.
+    let o = {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_authmigrate"));
+        cmd.args(args)
+            .current_dir(env.dir.path())
+            .stdin(Stdio::null())
+            .env_remove("RUST_LOG");
+        for (k, v) in env.sandbox.env_vars() {
+            cmd.env(k, v);
+        }
+        cmd.env("AUTHGEAR_PRIVATE_KEY_FILE", &env.key)
+            .env_remove("AUTH0_TOKEN");
+        cmd.env("AUTHMIGRATE_TEST_ABORT_AT", "delete:4");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    assert!(!o.status.success(), "{}", text(&o));
+    let left = auth0_emails(&env).len();
+    assert!(left > 2 && left < 14, "stopped midway: {left} left");
+    let o = env.run(&args).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(auth0_emails(&env), ["qa_1000@t.io", "qaa_01@t.io"]);
+    let r = report(&rep);
+    assert_eq!(r["summary"]["failed"], 0, "{r}");
+    for x in r["records"].as_array().unwrap() {
+        assert!(x["outcome"] == "deleted" || x["code"] == "NOT_FOUND", "{x}");
+    }
+}
