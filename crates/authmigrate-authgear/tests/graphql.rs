@@ -120,3 +120,47 @@ async fn a_refused_token_is_fatal_with_the_hint() {
     assert!(!format!("{e:?}{e}").contains("SECRET"));
     assert_eq!(stub.users.lock().unwrap().len(), 1);
 }
+
+/// `AuthgearBackend::resolve` against the sandbox's GraphQL emulator: a record whose
+/// e-mail the project holds is `skipped` with the user's raw id; one it does not
+/// hold is left to be sent again.
+#[tokio::test]
+async fn resolve_finds_the_records_the_project_holds() {
+    use authmigrate_authgear::{AuthgearBackend, AuthgearSettings};
+    use authmigrate_core::backend::{Batch, BatchRecord, ImportBackend, Outcome};
+    let sb = authmigrate_sandbox::Sandbox::start(authmigrate_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let raw = sb
+        .authgear()
+        .seed_user(json!({"email": "held@t.io"}))
+        .unwrap();
+    let token = sb
+        .authgear()
+        .mint_admin_token(std::time::Duration::from_secs(300));
+    let backend = AuthgearBackend::new(AuthgearSettings::new(
+        sb.base_url(),
+        AuthgearAuth::Token(token.into()),
+    ))
+    .unwrap();
+    let record = |i: u64, email: &str| BatchRecord {
+        index: i,
+        label: Some(email.to_owned()),
+        json: serde_json::to_vec(&json!({ "email": email })).unwrap(),
+        warnings: Vec::new(),
+    };
+    let batch = Batch {
+        chunk: 0,
+        records: vec![record(0, "held@t.io"), record(1, "new@t.io")],
+    };
+    let resolved = backend
+        .resolve(&batch)
+        .await
+        .unwrap()
+        .expect("authgear can look up");
+    assert_eq!(resolved.len(), 2);
+    let found = resolved[0].as_ref().expect("held@t.io is found");
+    assert_eq!(found.outcome, Outcome::Skipped);
+    assert_eq!(found.user_id.as_deref(), Some(raw.as_str()));
+    assert!(resolved[1].is_none(), "new@t.io is to be sent again");
+}
