@@ -448,10 +448,10 @@ async fn generate_into_both_then_delete_by_prefix_from_both() {
     }
     // The same name in another domain (seeded: the username `qa_01` is taken).
     let other = json!({"email": "qa_01@other.io", "email_verified": true});
-    let (inserted, _) = env
-        .sandbox
-        .auth0()
-        .seed_users("Username-Password-Authentication", &[other.clone()]);
+    let (inserted, _) = env.sandbox.auth0().seed_users(
+        "Username-Password-Authentication",
+        std::slice::from_ref(&other),
+    );
     assert_eq!(inserted, 1);
     env.sandbox.authgear().seed_user(other).unwrap();
     assert_eq!(auth0_emails(&env).len(), 9);
