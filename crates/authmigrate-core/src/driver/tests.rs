@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::*;
-use crate::backend::{BackendError, JobId, Limits, array_len_of};
+use crate::backend::{BackendError, Limits, array_len_of};
 use crate::memory::MemoryBackend;
 use crate::record::{HashAlgorithm, PasswordHash};
 
@@ -738,3 +738,5 @@ async fn a_chunk_is_filled_to_the_exact_byte() {
         vec![(0, 3, 2 + 3 * s + 2), (1, 3, 2 + 3 * s + 2), (2, 1, 2 + s)]
     );
 }
+
+mod issue12;
