@@ -276,7 +276,7 @@ async fn quota_is_used_up_exactly_then_the_run_stops_and_resumes() {
         c.events().iter().any(|e| matches!(
             e,
             Ev::QuotaSplit {
-                refused: 2,
+                refused: 3,
                 next: 1
             }
         )),
