@@ -151,6 +151,15 @@ pub struct DriverOptions {
     pub resume_command: Option<String>,
 }
 
+/// Parses a `--wait-timeout`-style duration (`90s`, `30m`, `2h`: jiff's friendly
+/// format) into a non-negative [`Duration`].
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("`{text}` is not a duration such as 90s, 30m or 2h: {e}"))?;
+    Duration::try_from(d).map_err(|_| format!("`{text}`: a duration may not be negative"))
+}
+
 /// The default [`DriverOptions::wait_timeout`]: 30 minutes (Auth0 import jobs of a
 /// full 500 kB upload usually end within minutes; half an hour of "busy" means
 /// someone else's long jobs hold the tenant's slots, and a resume later is better
