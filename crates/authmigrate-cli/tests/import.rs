@@ -76,7 +76,7 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
         records[42]["message"]
             .as_str()
             .unwrap()
-            .contains("same e-mail as record 1"),
+            .contains("same e-mail as record 0"),
         "{}",
         records[42]
     );

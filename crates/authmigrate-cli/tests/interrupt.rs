@@ -279,3 +279,59 @@ async fn a_failed_job_is_resubmitted_without_false_failures() {
         assert_whole(&env, to, &o, &report_path, &format!("{to} failed job"));
     }
 }
+
+/// `--dry-run --daily-quota N` says how many days the import needs; a bad
+/// `--wait-timeout` is refused naming the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_plans_days_of_quota_and_wait_timeout_is_parsed() {
+    let env = env().await;
+    let users = generate(&env, "authgear").await;
+    let o = output(command(
+        &env,
+        &[
+            "--json",
+            "import",
+            "--to",
+            "authgear",
+            &users,
+            "--dry-run",
+            "--daily-quota",
+            "5",
+            "--wait-timeout",
+            "90s",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // 12 records at 5 a day: 3 days.
+    assert_eq!(summary["data"]["days"], 3, "{summary}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("with a daily quota of 5 records: 3 day(s)"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(env.sandbox.authgear().jobs_created(), 0);
+
+    let o = output(command(
+        &env,
+        &[
+            "import",
+            "--to",
+            "authgear",
+            &users,
+            "--wait-timeout",
+            "soon",
+        ],
+        None,
+    ))
+    .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("`soon` is not a duration"),
+        "{}",
+        text(&o)
+    );
+}

@@ -110,9 +110,14 @@ pub(crate) async fn import(
     let result = run_import(backend, records, options, observer.clone()).await;
     observer.bar.finish_and_clear();
 
-    let summary = *observer.summary.lock().unwrap_or_else(|e| e.into_inner());
+    let mut summary = *observer.summary.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(report) = &observer.report {
         report.finish(&summary).context("cannot write the report")?;
+    }
+    if let (true, Ok(planned)) = (dry_run, &result) {
+        // A dry run reports only the records that cannot be sent (and so does its
+        // report); the driver's summary also counts the planned ones.
+        summary = *planned;
     }
     let read_error = readers.iter().find_map(|r| r.take_error());
     // The quota is reserved per request, all or nothing; the driver fills it exactly
