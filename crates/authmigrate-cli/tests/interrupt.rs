@@ -250,7 +250,7 @@ async fn sigkill_after(to: &str, line: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_journal_points_resumes_exactly_once() {
     for to in ["auth0", "authgear"] {
-        for line in ["submitting", "submitted"] {
+        for line in ["submitting", "submitted", "finished"] {
             sigkill_after(to, line).await;
         }
     }

@@ -741,7 +741,13 @@ impl Run {
             .zip(&work.outcomes)
             .map(|(r, o)| JournalOutcome {
                 index: r.index,
-                outcome: o.clone().expect("finish_chunk with a pending record"),
+                // Callers finish a chunk only when every record has its outcome.
+                outcome: o.clone().unwrap_or_else(|| {
+                    RecordOutcome::failed(RecordFailure::new(
+                        UNKNOWN_JOB_STATE,
+                        "the driver finished this record's chunk without an outcome for it (a bug); re-running with the same --state sends it again",
+                    ))
+                }),
             })
             .collect();
         if let Some(journal) = &mut self.journal
