@@ -525,4 +525,12 @@ pub struct RunArgs {
     /// where it stopped, never resubmitting finished work
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// The longest one stretch of provider back-pressure (Auth0 busy: its job
+    /// limit is reached) is waited for before the run stops (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = authmigrate_core::driver::parse_duration)]
+    pub wait_timeout: std::time::Duration,
+    /// Authgear, with `--dry-run`: the project's daily import quota (records), to
+    /// show how many days the import needs
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub daily_quota: Option<u64>,
 }
