@@ -14,6 +14,7 @@ pub mod export;
 pub mod format;
 pub mod tickets;
 pub mod users;
+mod users_bulk;
 pub mod validate;
 
 pub use backend::Auth0Backend;

@@ -40,6 +40,8 @@ pub struct Auth0Users {
     client: Auth0Client,
     connection: String,
     pacer: Pacer,
+    /// For the users-export job of a bulk look-up.
+    settings: Auth0Settings,
 }
 
 impl Auth0Users {
@@ -49,6 +51,7 @@ impl Auth0Users {
             client: Auth0Client::new(settings)?,
             connection: settings.connection.clone(),
             pacer: Pacer::default(),
+            settings: settings.clone(),
         })
     }
 
@@ -185,6 +188,17 @@ impl UserDirectory for Auth0Users {
                 self.users("look a user up by id", &reply, false)
             }
         }
+    }
+
+    /// One users-export job of the connection instead of a look-up per key, from
+    /// [`crate::users_bulk::BULK_MIN_KEYS`] keys on (see [`crate::users_bulk`]).
+    async fn lookup_many(&self, keys: &[Key]) -> Result<Option<Vec<Vec<FoundUser>>>, BackendError> {
+        if keys.len() < crate::users_bulk::BULK_MIN_KEYS {
+            return Ok(None);
+        }
+        crate::users_bulk::lookup_many(&self.settings, &self.connection, keys)
+            .await
+            .map(Some)
     }
 
     async fn delete(&self, ids: &[String]) -> Result<Vec<Deleted>, BackendError> {

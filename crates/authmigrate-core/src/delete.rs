@@ -87,6 +87,22 @@ pub trait UserDirectory: Send + Sync {
     fn max_per_request(&self) -> usize;
     /// Every user the provider holds under `key` (normally zero or one).
     async fn lookup(&self, key: &Key) -> std::result::Result<Vec<FoundUser>, BackendError>;
+    /// Looks many keys up at once, where the provider has a cheaper way than one
+    /// request per key (Auth0: one users-export job instead of a rate-limited
+    /// `users-by-email` per user). One entry per key, in order; `Ok(None)` when the
+    /// provider has no such way (the default) or it does not pay for these keys.
+    ///
+    /// A key answered with no users is looked up again with
+    /// [`UserDirectory::lookup`]: a bulk source may lag behind the provider's
+    /// immediately consistent look-ups, and a user must never be reported "not
+    /// found" because of that lag.
+    async fn lookup_many(
+        &self,
+        keys: &[Key],
+    ) -> std::result::Result<Option<Vec<Vec<FoundUser>>>, BackendError> {
+        let _ = keys;
+        Ok(None)
+    }
     /// Deletes `ids` (at most [`UserDirectory::max_per_request`]); one answer per id,
     /// in order.
     async fn delete(&self, ids: &[String]) -> std::result::Result<Vec<Deleted>, BackendError>;
@@ -384,9 +400,10 @@ pub async fn plan(
         None => HashMap::new(),
     };
     let domain = selection.domain.as_deref();
+    let prefetched = prefetch(directory, &selection.keys, &journal).await?;
     let lookups = futures::stream::iter(selection.keys.iter().enumerate())
         .map(|(i, key)| {
-            let journal = &journal;
+            let (journal, prefetched) = (&journal, &prefetched);
             async move {
                 let index = i as u64;
                 if let Some(prev) = journal.get(key) {
@@ -399,7 +416,10 @@ pub async fn plan(
                         action: Action::Done(prev),
                     });
                 }
-                let found = directory.lookup(key).await?;
+                let found = match prefetched.get(key) {
+                    Some(users) if !users.is_empty() => users.clone(),
+                    _ => directory.lookup(key).await?,
+                };
                 let action = if found.is_empty() {
                     done(
                         index,
@@ -451,6 +471,38 @@ pub async fn plan(
         }
     }
     Ok(planned)
+}
+
+/// The users [`UserDirectory::lookup_many`] found for the keys the journal has not
+/// finished (empty when the directory has no bulk look-up).
+async fn prefetch(
+    directory: &dyn UserDirectory,
+    keys: &[Key],
+    journal: &HashMap<Key, DeleteOutcome>,
+) -> std::result::Result<HashMap<Key, Vec<FoundUser>>, BackendError> {
+    let pending: Vec<Key> = keys
+        .iter()
+        .filter(|k| !journal.contains_key(*k))
+        .cloned()
+        .collect();
+    if pending.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let Some(found) = directory.lookup_many(&pending).await? else {
+        return Ok(HashMap::new());
+    };
+    if found.len() != pending.len() {
+        return Err(BackendError::Fatal {
+            message: format!(
+                "{}: the bulk look-up answered {} keys of {}",
+                directory.name(),
+                found.len(),
+                pending.len()
+            ),
+            hint: None,
+        });
+    }
+    Ok(pending.into_iter().zip(found).collect())
 }
 
 fn ids(users: &[FoundUser]) -> Vec<String> {

@@ -10,6 +10,10 @@ struct Fake {
     per: usize,
     /// Fail the delete of this id.
     refuse: Option<String>,
+    /// A bulk look-up that knows only these ids (a lagging snapshot), if any.
+    bulk: Option<Vec<String>>,
+    /// Keys looked up one by one.
+    single: Mutex<Vec<Key>>,
 }
 
 impl Fake {
@@ -28,6 +32,18 @@ impl Fake {
             per,
             ..Self::default()
         }
+    }
+    fn matching(&self, key: &Key) -> Vec<FoundUser> {
+        let users = self.users.lock().unwrap();
+        users
+            .iter()
+            .filter(|u| match key {
+                Key::Email(e) => u.email.as_deref() == Some(e),
+                Key::Username(n) => u.username.as_deref() == Some(n),
+                Key::Id(i) => &u.id == i,
+            })
+            .cloned()
+            .collect()
     }
     fn emails(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -51,16 +67,25 @@ impl UserDirectory for Fake {
         self.per
     }
     async fn lookup(&self, key: &Key) -> std::result::Result<Vec<FoundUser>, BackendError> {
-        let users = self.users.lock().unwrap();
-        Ok(users
-            .iter()
-            .filter(|u| match key {
-                Key::Email(e) => u.email.as_deref() == Some(e),
-                Key::Username(n) => u.username.as_deref() == Some(n),
-                Key::Id(i) => &u.id == i,
-            })
-            .cloned()
-            .collect())
+        self.single.lock().unwrap().push(key.clone());
+        Ok(self.matching(key))
+    }
+    async fn lookup_many(
+        &self,
+        keys: &[Key],
+    ) -> std::result::Result<Option<Vec<Vec<FoundUser>>>, BackendError> {
+        let Some(known) = &self.bulk else {
+            return Ok(None);
+        };
+        Ok(Some(
+            keys.iter()
+                .map(|k| {
+                    let mut found = self.matching(k);
+                    found.retain(|u| known.contains(&u.id));
+                    found
+                })
+                .collect(),
+        ))
     }
     async fn delete(&self, ids: &[String]) -> std::result::Result<Vec<Deleted>, BackendError> {
         assert!(ids.len() <= self.per, "{} ids in one request", ids.len());
@@ -259,4 +284,34 @@ fn id_maps_and_email_files_take_only_what_the_run_made() {
     std::fs::write(&emails, "# qa\na@t.io\n\nnot-an-email\n").unwrap();
     let e = Selection::emails_file(&emails).unwrap_err().to_string();
     assert!(e.contains("line 4") && e.contains("not-an-email"), "{e}");
+}
+
+#[tokio::test]
+async fn a_bulk_look_up_replaces_single_ones_and_a_key_it_misses_is_looked_up_again() {
+    // qa_03 was created after the bulk source's snapshot: it must still be found.
+    let mut fake = Fake::with(&["qa_01@t.io", "qa_02@t.io", "qa_03@t.io", "other@t.io"], 1);
+    fake.bulk = Some(vec!["id0".into(), "id1".into(), "id3".into()]);
+    let sel = Selection::generated("qa", 4, 1, "t.io");
+    let out = run(&fake, &sel, &opts()).await;
+    let outcomes: Vec<(&str, Outcome)> = out.iter().map(|o| (o.key.text(), o.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("qa_01@t.io", Outcome::Deleted),
+            ("qa_02@t.io", Outcome::Deleted),
+            ("qa_03@t.io", Outcome::Deleted),
+            ("qa_04@t.io", Outcome::Skipped),
+        ]
+    );
+    assert_eq!(fake.emails(), ["other@t.io"]);
+    // Only the keys the bulk answer had no user for went one by one.
+    let mut single: Vec<String> = fake
+        .single
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| k.text().to_owned())
+        .collect();
+    single.sort();
+    assert_eq!(single, ["qa_03@t.io", "qa_04@t.io"]);
 }
