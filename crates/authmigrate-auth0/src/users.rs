@@ -32,7 +32,8 @@ use crate::client::{Auth0Client, api_message, auth_error};
 use crate::config::Auth0Settings;
 
 /// Scopes `delete` needs.
-pub const DELETE_SCOPES: &str = "read:users, delete:users, read:connections (for the export that finds 100 users or more)";
+pub const DELETE_SCOPES: &str =
+    "read:users, delete:users, read:connections (for the export that finds 100 users or more)";
 
 /// The Auth0 [`UserDirectory`].
 #[derive(Debug)]
