@@ -10,6 +10,7 @@ pub mod backend;
 pub mod client;
 pub mod config;
 pub mod create;
+pub mod expect;
 pub mod export;
 pub mod format;
 pub mod tickets;

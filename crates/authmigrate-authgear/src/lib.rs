@@ -17,6 +17,7 @@ pub mod backend;
 pub mod client;
 pub mod config;
 pub mod delete;
+pub mod expect;
 pub mod export;
 pub mod format;
 pub mod graphql;
