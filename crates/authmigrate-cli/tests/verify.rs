@@ -416,3 +416,79 @@ async fn after_a_real_migration_verify_passes_then_finds_exactly_the_target_chan
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authgear_to_auth0_accepts_the_profile_fields_auth0_generates() {
+    let env = env().await;
+    let authgear = env.sandbox.authgear();
+    // A user with no name, nickname or picture: Auth0 fills them on import.
+    authgear
+        .seed_user(json!({"email": "bare@example.com", "email_verified": true}))
+        .unwrap();
+    authgear
+        .seed_user(
+            json!({"email": "full@example.com", "name": "Full Name", "nickname": "fully",
+                          "given_name": "Full", "middle_name": "M"}),
+        )
+        .unwrap();
+    let o = env
+        .run(&["migrate", "--from", "authgear", "--to", "auth0"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bare = env
+        .sandbox
+        .auth0()
+        .user_by_email("bare@example.com")
+        .unwrap();
+    assert_eq!(bare["name"], "bare@example.com", "Auth0 generated the name");
+    let rep = env.path("verify.json");
+    let argv = [
+        "verify",
+        "--from",
+        "authgear",
+        "--to",
+        "auth0",
+        "--report",
+        rep.to_str().unwrap(),
+    ];
+    let o = env.run(&argv).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(report(&rep)["summary"]["matched"], 2);
+    // `middle_name` cannot be held by Auth0: left out by design, not a difference.
+    // A user removed from the Auth0 tenant is missing.
+    let id = env
+        .sandbox
+        .auth0()
+        .user_by_email("full@example.com")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gone = env.path("gone.txt");
+    std::fs::write(&gone, "full@example.com\n").unwrap();
+    let o = env
+        .run(&[
+            "delete",
+            "--from",
+            "auth0",
+            "--emails",
+            gone.to_str().unwrap(),
+            "--yes",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        env.sandbox
+            .auth0()
+            .user_by_email("full@example.com")
+            .is_none(),
+        "{id} deleted"
+    );
+    let o = env.run(&argv).await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&rep);
+    assert_eq!(
+        r["differences"],
+        json!([{"index": 1, "user": "full@example.com", "source_id": r["differences"][0]["source_id"], "kind": "missing"}])
+    );
+}
