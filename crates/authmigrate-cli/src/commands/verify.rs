@@ -62,6 +62,7 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
     }
 
     // The target first: every user into the store.
+    let started = std::time::Instant::now();
     let (targets, status) = records(&target)?;
     for_blocks(targets, &target, |block| {
         let rows: Vec<TargetRow> = block.into_par_iter().map(TargetRow::new).collect();
@@ -69,6 +70,12 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         Ok(())
     })?;
     check_status(&status)?;
+    tracing::info!(
+        users = pairing.summary().target,
+        seconds = started.elapsed().as_secs_f64(),
+        "verify: target users stored"
+    );
+    let started = std::time::Instant::now();
 
     // Then the source, paired and compared block by block.
     let (sources, mut status) = records(&source)?;
@@ -113,6 +120,11 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
     check_status(&status)?;
 
     let summary = pairing.summary();
+    tracing::info!(
+        users = summary.source,
+        seconds = started.elapsed().as_secs_f64(),
+        "verify: source users paired and compared"
+    );
     if let Some(r) = report {
         r.finish(&summary)?;
     }
