@@ -32,7 +32,7 @@ use crate::input::{parallel_ndjson, refuse_password_export, to_user_record};
 use crate::output::Output;
 
 /// Users handled per parallel block (and per store transaction).
-const BLOCK: usize = 8192;
+const BLOCK: usize = 2048;
 
 pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
     if args.password_hashes.is_some() && args.from != Provider::Auth0 {
@@ -64,11 +64,14 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
     // The target first: every user into the store.
     let started = std::time::Instant::now();
     let (targets, status) = records(&target)?;
-    for_blocks(targets, &target, |block| {
-        let rows: Vec<TargetRow> = block.into_par_iter().map(TargetRow::new).collect();
-        pairing.add_targets(rows)?;
-        Ok(())
-    })?;
+    pipelined(
+        |send| {
+            for_blocks(targets, &target, |block| {
+                send(block.into_par_iter().map(TargetRow::new).collect())
+            })
+        },
+        |rows: Vec<TargetRow>| Ok(pairing.add_targets(rows)?),
+    )?;
     check_status(&status)?;
     tracing::info!(
         users = pairing.summary().target,
@@ -92,31 +95,40 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         None => None,
     };
     let mut index = 0u64;
-    for_blocks(sources, &source, |block| {
-        let expected: Vec<(UserRecord, Result<Expected, RecordFailure>)> = block
-            .into_par_iter()
-            .map(|u| {
-                let e = expect.expected(&u);
-                (u, e)
+    let expect = &expect;
+    pipelined(
+        |send| {
+            for_blocks(sources, &source, |block| {
+                send(
+                    block
+                        .into_par_iter()
+                        .map(|u| {
+                            let e = expect.expected(&u);
+                            (u, e)
+                        })
+                        .collect(),
+                )
             })
-            .collect();
-        for (user, e) in expected {
-            let diffs = match pairing.check(index, &user, e.as_ref())? {
-                Verdict::Matched => Vec::new(),
-                Verdict::Missing(d) => vec![d],
-                Verdict::Different(d) => d,
-            };
-            for d in diffs {
-                out.say(&d);
-                out.event("difference", &d);
-                if let Some(r) = &mut report {
-                    r.add(&d)?;
+        },
+        |expected: Vec<(UserRecord, Result<Expected, RecordFailure>)>| {
+            for (user, e) in expected {
+                let diffs = match pairing.check(index, &user, e.as_ref())? {
+                    Verdict::Matched => Vec::new(),
+                    Verdict::Missing(d) => vec![d],
+                    Verdict::Different(d) => d,
+                };
+                for d in diffs {
+                    out.say(&d);
+                    out.event("difference", &d);
+                    if let Some(r) = &mut report {
+                        r.add(&d)?;
+                    }
                 }
+                index += 1;
             }
-            index += 1;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     check_status(&status)?;
 
     let summary = pairing.summary();
@@ -306,6 +318,38 @@ fn for_blocks(
         f(block)?;
     }
     Ok(())
+}
+
+/// Runs `produce` (reading and parsing, on every core) on a thread of its own while
+/// `consume` (the store, one connection) takes its blocks in order on this one, so
+/// that the two overlap. At most two blocks wait between them.
+fn pipelined<T: Send>(
+    produce: impl FnOnce(&dyn Fn(T) -> anyhow::Result<()>) -> anyhow::Result<()> + Send,
+    mut consume: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<T>(2);
+        let producer = s.spawn(move || {
+            let send = |item: T| {
+                tx.send(item)
+                    .map_err(|_| anyhow::anyhow!("verify stopped reading"))
+            };
+            produce(&send)
+        });
+        let mut consumed = Ok(());
+        for item in rx.iter() {
+            if let Err(e) = consume(item) {
+                consumed = Err(e);
+                break;
+            }
+        }
+        // Unblocks a producer waiting to send, after an error here.
+        drop(rx);
+        let produced = producer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?;
+        consumed.and(produced)
+    })
 }
 
 fn check_status(status: &[ReaderStatus]) -> anyhow::Result<()> {

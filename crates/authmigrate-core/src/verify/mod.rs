@@ -15,6 +15,8 @@
 //! Secrets never reach a difference: passwords are compared as carried / not carried,
 //! TOTP factors by kind only.
 
+#[cfg(test)]
+mod bench;
 mod compare;
 mod pair;
 

@@ -195,13 +195,20 @@ impl Pairing {
     }
 
     fn lookup(&self, column: &str, key: &str) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        let sql = format!(
-            "SELECT seq, record FROM verify_target WHERE {column} = ?1 ORDER BY seq LIMIT 1"
-        );
+        let sql = match column {
+            "tid" => "SELECT seq, record FROM verify_target WHERE tid = ?1 ORDER BY seq LIMIT 1",
+            "email" => {
+                "SELECT seq, record FROM verify_target WHERE email = ?1 ORDER BY seq LIMIT 1"
+            }
+            "uname" => {
+                "SELECT seq, record FROM verify_target WHERE uname = ?1 ORDER BY seq LIMIT 1"
+            }
+            _ => "SELECT seq, record FROM verify_target WHERE phone = ?1 ORDER BY seq LIMIT 1",
+        };
         let mut st = self
             .store
             .conn()
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .map_err(|e| self.store.error(e))?;
         st.query_row(params![key], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
