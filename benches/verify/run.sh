@@ -7,7 +7,7 @@
 #   N=100000 benches/verify/run.sh   # smaller run
 #
 # Prints wall time and peak RSS (Maximum resident set size) of each, and both summaries
-# (they must agree: 2 different users, 4 missing, 1000 extra at N=1000000). Data is
+# (they must agree: 10 different users, 4 missing, 1000 extra at N=1000000). Data is
 # generated once under target/bench-data/verify (regenerated when N changes).
 set -euo pipefail
 
