@@ -114,7 +114,7 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
             for (user, e) in expected {
                 let diffs = match pairing.check(index, &user, e.as_ref())? {
                     Verdict::Matched => Vec::new(),
-                    Verdict::Missing(d) => vec![d],
+                    Verdict::Missing(d) => vec![*d],
                     Verdict::Different(d) => d,
                 };
                 for d in diffs {

@@ -85,7 +85,7 @@ pub enum Verdict {
     /// At the target as expected.
     Matched,
     /// Not at the target (one [`Difference`] of kind `Missing`).
-    Missing(Difference),
+    Missing(Box<Difference>),
     /// At the target, with these fields not as expected.
     Different(Vec<Difference>),
 }
@@ -256,10 +256,10 @@ impl Pairing {
             Ok(e) => e,
             Err(f) => {
                 self.summary.missing += 1;
-                return Ok(Verdict::Missing(missing(Some(format!(
+                return Ok(Verdict::Missing(Box::new(missing(Some(format!(
                     "the mapping does not send it: {} {}",
                     f.code, f.message
-                )))));
+                ))))));
             }
         };
         let mut found = None;
@@ -294,16 +294,16 @@ impl Pairing {
         }
         let Some((seq, blob)) = found else {
             self.summary.missing += 1;
-            return Ok(Verdict::Missing(missing(reason)));
+            return Ok(Verdict::Missing(Box::new(missing(reason))));
         };
         let (word, bit) = ((seq / 64) as usize, seq % 64);
         if let Some(w) = self.paired.get_mut(word) {
             if *w & (1 << bit) != 0 {
                 self.summary.missing += 1;
-                return Ok(Verdict::Missing(missing(Some(
+                return Ok(Verdict::Missing(Box::new(missing(Some(
                     "its target user is already paired with an earlier source user (a duplicate in the source)"
                         .into(),
-                ))));
+                )))));
             }
             *w |= 1 << bit;
         }
