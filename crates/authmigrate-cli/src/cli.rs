@@ -473,6 +473,10 @@ pub struct VerifyArgs {
     /// An Auth0 password-hash export to join to the source users (as `migrate` did)
     #[arg(long)]
     pub password_hashes: Option<PathBuf>,
+    /// Auth0 target: its password-hash export, so that whether each user's password was
+    /// carried is compared (no user export tells)
+    #[arg(long)]
+    pub target_password_hashes: Option<PathBuf>,
     /// Pair users by the CSV `migrate --id-map` wrote (else by e-mail, username, phone)
     #[arg(long)]
     pub id_map: Option<PathBuf>,

@@ -492,3 +492,105 @@ async fn authgear_to_auth0_accepts_the_profile_fields_auth0_generates() {
         json!([{"index": 1, "user": "full@example.com", "source_id": r["differences"][0]["source_id"], "kind": "missing"}])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_both_password_hash_exports_a_password_not_carried_is_a_difference() {
+    let env = env().await;
+    let users = env.path("users.ndjson");
+    env.run(&[
+        "generate",
+        "--count",
+        "3",
+        "--seed",
+        "9",
+        "--out",
+        users.to_str().unwrap(),
+    ])
+    .await;
+    let o = env
+        .run(&["import", "--to", "auth0", users.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let export = env.path("auth0.ndjson");
+    let o = env
+        .run(&["export", "--from", "auth0", "--out", export.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let url = format!(
+        "{}/_sandbox/auth0/password-hashes?connection=Username-Password-Authentication",
+        env.sandbox.base_url()
+    );
+    let hashes_text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    assert_eq!(hashes_text.lines().count(), 3);
+    let (hashes, fewer) = (env.path("hashes.ndjson"), env.path("fewer.ndjson"));
+    std::fs::write(&hashes, &hashes_text).unwrap();
+    // The "target" tenant lost user_02's password.
+    let kept: String = hashes_text
+        .lines()
+        .filter(|l| !l.contains("user_02@"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&fewer, kept).unwrap();
+    let rep = env.path("verify.json");
+    let run = |target_hashes: &std::path::Path| {
+        [
+            "verify",
+            "--from",
+            "auth0",
+            "--to",
+            "auth0",
+            "--source-file",
+            export.to_str().unwrap(),
+            "--target-file",
+            export.to_str().unwrap(),
+            "--password-hashes",
+            hashes.to_str().unwrap(),
+            "--target-password-hashes",
+            target_hashes.to_str().unwrap(),
+            "--report",
+            rep.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+    };
+    let argv = run(&hashes);
+    let o = env
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let argv = run(&fewer);
+    let o = env
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&rep);
+    let d = r["differences"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(
+        (&d[0]["user"], &d[0]["field"], &d[0]["expected"], &d[0]["got"]),
+        (
+            &json!("user_02@example.com"),
+            &json!("password"),
+            &json!("carried"),
+            &Value::Null
+        )
+    );
+    let all = format!("{}{}", text(&o), std::fs::read_to_string(&rep).unwrap());
+    assert!(!all.contains("$2b$"), "no hash in any output");
+    // Only an Auth0 target has a password-hash export.
+    let o = env
+        .run(&[
+            "verify",
+            "--from",
+            "auth0",
+            "--to",
+            "authgear",
+            "--source-file",
+            export.to_str().unwrap(),
+            "--target-file",
+            export.to_str().unwrap(),
+            "--target-password-hashes",
+            hashes.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -40,6 +40,11 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
             "`--password-hashes` is an Auth0 password-hash export: it only applies with `--from auth0`"
         );
     }
+    if args.target_password_hashes.is_some() && args.to != Provider::Auth0 {
+        anyhow::bail!(
+            "`--target-password-hashes` is an Auth0 password-hash export: it only applies with `--to auth0`"
+        );
+    }
     if args.from == args.to && (args.source_file.is_none() || args.target_file.is_none()) {
         anyhow::bail!(
             "`--from` and `--to` are both {}: give `--source-file` and `--target-file` to compare two exports of it",
@@ -63,7 +68,15 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
 
     // The target first: every user into the store.
     let started = std::time::Instant::now();
-    let (targets, status) = records(&target)?;
+    let (targets, mut status) = records(&target)?;
+    let targets: Box<dyn Iterator<Item = InputRecord> + Send> = match &args.target_password_hashes {
+        Some(path) => {
+            let joined = super::hashes::join_checked(targets, path, out)?;
+            status.push(joined.status());
+            Box::new(joined)
+        }
+        None => targets,
+    };
     pipelined(
         |send| {
             for_blocks(targets, &target, |block| {
@@ -179,23 +192,27 @@ fn summary_json(args: &VerifyArgs, s: &Summary) -> serde_json::Value {
 
 /// The target's expectation of a source user, by the target crate's mapping.
 enum Expecter {
-    Auth0(Auth0MapOptions),
+    /// The options, and whether the target's passwords are observable.
+    Auth0(Auth0MapOptions, bool),
     Authgear(AuthgearMapOptions),
 }
 
 impl Expecter {
     fn new(args: &VerifyArgs) -> anyhow::Result<Self> {
         Ok(match args.to {
-            Provider::Auth0 => Self::Auth0(Auth0MapOptions::default()),
+            Provider::Auth0 => Self::Auth0(
+                Auth0MapOptions::default(),
+                args.target_password_hashes.is_some(),
+            ),
             Provider::Authgear => Self::Authgear(authgear_options(&args.map)?),
         })
     }
 
     fn expected(&self, user: &UserRecord) -> Result<Expected, RecordFailure> {
         match self {
-            // Neither the user export nor any file `verify` reads tells whether an Auth0
-            // user has a password: not observable.
-            Self::Auth0(o) => authmigrate_auth0::expect::expected(user, o, false),
+            // No user export tells whether an Auth0 user has a password: only its
+            // password-hash export (`--target-password-hashes`) does.
+            Self::Auth0(o, passwords) => authmigrate_auth0::expect::expected(user, o, *passwords),
             Self::Authgear(o) => authmigrate_authgear::expect::expected(user, o),
         }
     }
