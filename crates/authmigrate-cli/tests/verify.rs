@@ -513,7 +513,13 @@ async fn with_both_password_hash_exports_a_password_not_carried_is_a_difference(
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let export = env.path("auth0.ndjson");
     let o = env
-        .run(&["export", "--from", "auth0", "--out", export.to_str().unwrap()])
+        .run(&[
+            "export",
+            "--from",
+            "auth0",
+            "--out",
+            export.to_str().unwrap(),
+        ])
         .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let url = format!(
@@ -566,7 +572,12 @@ async fn with_both_password_hash_exports_a_password_not_carried_is_a_difference(
     let d = r["differences"].as_array().unwrap();
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(
-        (&d[0]["user"], &d[0]["field"], &d[0]["expected"], &d[0]["got"]),
+        (
+            &d[0]["user"],
+            &d[0]["field"],
+            &d[0]["expected"],
+            &d[0]["got"]
+        ),
         (
             &json!("user_02@example.com"),
             &json!("password"),

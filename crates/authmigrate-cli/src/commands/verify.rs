@@ -80,7 +80,12 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
     pipelined(
         |send| {
             for_blocks(targets, &target, |block| {
-                send(block.into_par_iter().map(TargetRow::new).collect())
+                send(
+                    block
+                        .into_par_iter()
+                        .map(|(_, u)| TargetRow::new(u))
+                        .collect(),
+                )
             })
         },
         |rows: Vec<TargetRow>| Ok(pairing.add_targets(rows)?),
@@ -107,7 +112,6 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         Some(path) => Some(ReportWriter::new(path)?),
         None => None,
     };
-    let mut index = 0u64;
     let expect = &expect;
     pipelined(
         |send| {
@@ -115,16 +119,16 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
                 send(
                     block
                         .into_par_iter()
-                        .map(|u| {
+                        .map(|(i, u)| {
                             let e = expect.expected(&u);
-                            (u, e)
+                            (i, u, e)
                         })
                         .collect(),
                 )
             })
         },
-        |expected: Vec<(UserRecord, Result<Expected, RecordFailure>)>| {
-            for (user, e) in expected {
+        |expected: Vec<(u64, UserRecord, Result<Expected, RecordFailure>)>| {
+            for (index, user, e) in expected {
                 let diffs = match pairing.check(index, &user, e.as_ref())? {
                     Verdict::Matched => Vec::new(),
                     Verdict::Missing(d) => vec![*d],
@@ -137,7 +141,6 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
                         r.add(&d)?;
                     }
                 }
-                index += 1;
             }
             Ok(())
         },
@@ -307,18 +310,19 @@ fn records(
     Ok((Box::new(iter), vec![status]))
 }
 
-/// Calls `f` with blocks of [`BLOCK`] users; a record that cannot be read stops the
+/// Calls `f` with blocks of [`BLOCK`] users (with their 0-based index in the file);
+/// a record that cannot be read stops the
 /// run with an error naming the file, the record and the field (a verify that skips
 /// users would prove nothing).
 fn for_blocks(
     records: impl Iterator<Item = InputRecord>,
     path: &Path,
-    mut f: impl FnMut(Vec<UserRecord>) -> anyhow::Result<()>,
+    mut f: impl FnMut(Vec<(u64, UserRecord)>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut block = Vec::with_capacity(BLOCK);
     for r in records {
         match r.record {
-            Ok(u) => block.push(u),
+            Ok(u) => block.push((r.index, u)),
             Err(e) => anyhow::bail!(
                 "`{}`, record {}: {} ({}): fix or remove it and run verify again",
                 path.display(),
