@@ -5,11 +5,13 @@
 //! - [`validate`]: offline checks of a bulk-import file against Auth0's schema
 //!   (`authmigrate validate --for auth0`).
 //! - [`users`]: user look-ups and deletes (`authmigrate delete --from auth0`).
+//! - [`expect`]: what Auth0 holds of an imported user (`authmigrate verify --to auth0`).
 
 pub mod backend;
 pub mod client;
 pub mod config;
 pub mod create;
+pub mod expect;
 pub mod export;
 pub mod format;
 pub mod tickets;

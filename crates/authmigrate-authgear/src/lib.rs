@@ -10,6 +10,7 @@
 //! - [`export`]: user export over HTTP (`export_users`).
 //! - [`graphql`]: the Admin API GraphQL client (look-ups, `deleteUser`).
 //! - [`delete`]: user look-ups and deletes (`authmigrate delete --from authgear`).
+//! - [`expect`]: what Authgear holds of an imported user (`authmigrate verify --to authgear`).
 //! - [`backend`]: [`AuthgearBackend`], the import backend the core driver runs.
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod client;
 pub mod config;
 pub mod delete;
+pub mod expect;
 pub mod export;
 pub mod format;
 pub mod graphql;

@@ -58,6 +58,8 @@ pub enum Command {
     /// Delete users: the ones `generate` made, the ones a run created (`--id-map`),
     /// or a list of e-mails
     Delete(DeleteArgs),
+    /// Check that the target holds every source user as the mapping says it should
+    Verify(VerifyArgs),
     /// The whole story on an in-process sandbox, no credentials
     Demo(DemoArgs),
     /// Serve local emulators of Auth0 and Authgear until interrupted
@@ -442,6 +444,56 @@ pub struct MigrateArgs {
     #[arg(long, help_heading = "Auth0")]
     pub send_completion_email: bool,
     /// Mapping options
+    #[command(flatten)]
+    pub map: MapArgs,
+    /// Auth0 credentials
+    #[command(flatten, next_help_heading = "Auth0 credentials")]
+    pub auth0: Auth0Creds,
+    /// Authgear credentials
+    #[command(flatten, next_help_heading = "Authgear credentials")]
+    pub authgear: AuthgearCreds,
+}
+
+/// `authmigrate verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The provider the users came from
+    #[arg(long, value_enum)]
+    pub from: Provider,
+    /// The provider they were moved to
+    #[arg(long, value_enum)]
+    pub to: Provider,
+    /// Read the source users from this export (any supported user file; `.gz`
+    /// accepted) instead of running the source's export job
+    #[arg(long)]
+    pub source_file: Option<PathBuf>,
+    /// Read the target users from this export instead of running the target's export job
+    #[arg(long)]
+    pub target_file: Option<PathBuf>,
+    /// An Auth0 password-hash export to join to the source users (as `migrate` did)
+    #[arg(long)]
+    pub password_hashes: Option<PathBuf>,
+    /// Auth0 target: its password-hash export, so that whether each user's password was
+    /// carried is compared (no user export tells)
+    #[arg(long)]
+    pub target_password_hashes: Option<PathBuf>,
+    /// Pair users by the CSV `migrate --id-map` wrote (else by e-mail, username, phone)
+    #[arg(long)]
+    pub id_map: Option<PathBuf>,
+    /// Write `{"summary":{...},"differences":[...]}` here
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Where the exports and the scratch store are kept
+    #[arg(long, default_value = "authmigrate-verify")]
+    pub work_dir: PathBuf,
+    /// Auth0 (source or target): the database connection's name
+    #[arg(
+        long,
+        default_value = "Username-Password-Authentication",
+        help_heading = "Auth0"
+    )]
+    pub connection: String,
+    /// Mapping options (as given to `migrate`)
     #[command(flatten)]
     pub map: MapArgs,
     /// Auth0 credentials

@@ -94,7 +94,12 @@ impl WorkStore {
             path,
             _temp: Some(temp),
         };
-        store.pragmas("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")?;
+        // Only this connection ever opens a scratch store: holding its lock for the
+        // connection's life saves a lock, an fstat and a journal check per statement
+        // (a third of the time of a million point look-ups, measured in `verify`).
+        store.pragmas(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;",
+        )?;
         Ok(store)
     }
 

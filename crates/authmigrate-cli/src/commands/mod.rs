@@ -14,6 +14,7 @@ mod generate;
 mod import;
 mod sandbox;
 mod validate;
+mod verify;
 
 use crate::Status;
 use crate::cli::Command;
@@ -29,6 +30,7 @@ pub(crate) fn dispatch(command: Command, out: &Output) -> anyhow::Result<Status>
         Command::Convert(args) => convert::run(args, out),
         Command::Migrate(args) => migrate::run(args, out),
         Command::Delete(args) => delete::run(args, out),
+        Command::Verify(args) => verify::run(args, out),
         Command::Demo(args) => demo::run(args, out),
         Command::Sandbox(args) => sandbox::run(args, out),
     }
