@@ -10,6 +10,7 @@
 //! - [`generate`]: reproducible test users, hashed on every core.
 //! - [`memory`]: an in-memory backend that proves the driver.
 //! - [`workstore`]: the one embedded store (SQLite) for a run's keyed working data.
+//! - [`tenant`]: roles, groups and memberships, provider-neutral (the tenant engine).
 
 pub mod backend;
 pub mod delete;
@@ -27,6 +28,7 @@ pub mod report;
 #[cfg(feature = "http")]
 pub mod retry;
 pub mod secret;
+pub mod tenant;
 pub mod workstore;
 
 pub use backend::{ImportBackend, Outcome, RecordOutcome};
