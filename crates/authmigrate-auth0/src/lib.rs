@@ -5,6 +5,7 @@
 //! - [`validate`]: offline checks of a bulk-import file against Auth0's schema
 //!   (`authmigrate validate --for auth0`).
 //! - [`users`]: user look-ups and deletes (`authmigrate delete --from auth0`).
+//! - [`tenant`]: roles, permissions and organizations as a tenant source.
 
 pub mod backend;
 pub mod client;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod create;
 pub mod export;
 pub mod format;
+pub mod tenant;
 pub mod tickets;
 pub mod users;
 pub mod validate;
