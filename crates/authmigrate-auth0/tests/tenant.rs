@@ -114,7 +114,7 @@ async fn reads_roles_permissions_members_past_1000_and_organizations() {
         .iter()
         .find(|m| m.user_id == "auth0|u00007")
         .unwrap();
-    assert_eq!(m7.roles, [admin.clone()]);
+    assert_eq!(m7.roles, std::slice::from_ref(&admin));
     assert!(members.iter().filter(|m| !m.roles.is_empty()).count() == 1);
     let mut none = 0;
     src.group_members(&groups[1], &mut |_| {
