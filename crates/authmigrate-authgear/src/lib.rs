@@ -10,6 +10,7 @@
 //! - [`export`]: user export over HTTP (`export_users`).
 //! - [`graphql`]: the Admin API GraphQL client (look-ups, `deleteUser`).
 //! - [`delete`]: user look-ups and deletes (`authmigrate delete --from authgear`).
+//! - [`tenant`]: roles and groups as a tenant target (Admin GraphQL).
 //! - [`backend`]: [`AuthgearBackend`], the import backend the core driver runs.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod delete;
 pub mod export;
 pub mod format;
 pub mod graphql;
+pub mod tenant;
 pub mod validate;
 
 pub use backend::AuthgearBackend;
