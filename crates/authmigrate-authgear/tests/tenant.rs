@@ -66,8 +66,10 @@ fn entry(key: &str) -> NewEntry {
 
 #[tokio::test]
 async fn creates_roles_and_groups_in_batches_and_reuses_existing_keys() {
-    let mut cfg = AuthgearConfig::default();
-    cfg.roles = vec!["existing".into()];
+    let cfg = AuthgearConfig {
+        roles: vec!["existing".into()],
+        ..AuthgearConfig::default()
+    };
     let sb = sandbox(cfg).await;
     let t = target(&sb);
     assert_eq!(t.role_keys().await.unwrap(), ["existing"]);
@@ -104,8 +106,10 @@ async fn creates_roles_and_groups_in_batches_and_reuses_existing_keys() {
 
 #[tokio::test]
 async fn lists_keys_across_pages() {
-    let mut cfg = AuthgearConfig::default();
-    cfg.roles = (0..200).map(|i| format!("role_{i:03}")).collect();
+    let cfg = AuthgearConfig {
+        roles: (0..200).map(|i| format!("role_{i:03}")).collect(),
+        ..AuthgearConfig::default()
+    };
     let sb = sandbox(cfg).await;
     let keys = target(&sb).role_keys().await.unwrap();
     assert_eq!(
