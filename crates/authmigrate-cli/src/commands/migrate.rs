@@ -55,6 +55,8 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
 
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create `{}`", args.work_dir.display()))?;
+    // Roles and groups first: users' records name them (docs/tenant.md).
+    let memberships = super::tenant::prepare(&args, out).await?;
     let export_path = args
         .work_dir
         .join(format!("export-{}.ndjson.gz", name(args.from)));
@@ -94,6 +96,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         }
         None => Box::new(inputs),
     };
+    let joined = super::tenant::annotate(joined, memberships);
     // Remember, in input order on disk, what the id map and the tickets need.
     let sidecar_path = args.work_dir.join("records.tsv");
     let sidecar = Arc::new(Mutex::new(BufWriter::new(
