@@ -229,3 +229,136 @@ async fn a_kill_during_role_creation_then_a_rerun_creates_every_role_once() {
     );
     env.sandbox.shutdown().await;
 }
+
+/// RFC 4648 base32 (no padding) to bytes.
+fn base32(s: &str) -> Vec<u8> {
+    let (mut bits, mut n, mut out) = (0u32, 0, Vec::new());
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32"),
+        };
+        bits = (bits << 5) | u32::from(v);
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migrated_user_logs_in_at_authgear_with_password_and_totp() {
+    let env = env().await;
+    const SECRET: &str = "JBSWY3DPEHPK3PXP";
+    let hash = bcrypt::hash_with_salt("Sekret-1", 10, [9; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    let users = env.path("users.ndjson");
+    let rows = [
+        serde_json::json!({"source_id": "auth0|m1", "email": "m1@example.com",
+            "password": {"algorithm": "bcrypt", "hash": {"value": hash}},
+            "mfa": [{"totp": {"secret": SECRET}}]}),
+        serde_json::json!({"source_id": "auth0|m2", "email": "m2@example.com",
+            "password": {"algorithm": "bcrypt", "hash": {"value": hash}}}),
+    ];
+    let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&users, body).unwrap();
+    let o = env
+        .run(&["import", "--to", "auth0", users.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        env.sandbox
+            .auth0()
+            .seed_recovery_code("auth0|m1", "RECOVERY-CODE-1")
+    );
+    // The support-ticket exports (the sandbox serves them).
+    let get = |what: &str| {
+        let url = format!(
+            "{}/_sandbox/auth0/{what}?connection=Username-Password-Authentication",
+            env.sandbox.base_url()
+        );
+        async move { reqwest::get(url).await.unwrap().bytes().await.unwrap() }
+    };
+    let (hashes, mfa) = (env.path("hashes.ndjson"), env.path("mfa.ndjson"));
+    std::fs::write(&hashes, get("password-hashes").await).unwrap();
+    std::fs::write(&mfa, get("mfa-secrets").await).unwrap();
+    let w = env.path("work");
+    let o = env
+        .run(&[
+            "migrate",
+            "--from",
+            "auth0",
+            "--to",
+            "authgear",
+            "--work-dir",
+            w.to_str().unwrap(),
+            "--password-hashes",
+            hashes.to_str().unwrap(),
+            "--mfa-secrets",
+            mfa.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("mfa: 1 users with a TOTP secret"), "{out}");
+    assert!(out.contains("not carried: 1 recovery-code rows"), "{out}");
+    assert!(
+        out.contains("mfa: 1 users carry their TOTP secret"),
+        "{out}"
+    );
+    assert!(!out.contains(SECRET), "the secret never reaches the output");
+
+    let login = |body: serde_json::Value| {
+        let url = format!("{}/_sandbox/authgear/login", env.sandbox.base_url());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let (s, v) =
+        login(serde_json::json!({"login_id": "m1@example.com", "password": "Sekret-1"})).await;
+    assert_eq!(s, 401, "{v}");
+    assert!(v.to_string().contains("TOTPRequired"), "{v}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let code = authmigrate_sandbox::auth0::mfa::totp_code(&base32(SECRET), now);
+    let wrong = format!(
+        "{:06}",
+        (code.parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    let (s, _) = login(
+        serde_json::json!({"login_id": "m1@example.com", "password": "Sekret-1", "totp": wrong}),
+    )
+    .await;
+    assert_eq!(s, 401, "a wrong code is refused");
+    let (s, v) = login(
+        serde_json::json!({"login_id": "m1@example.com", "password": "Sekret-1", "totp": code}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) =
+        login(serde_json::json!({"login_id": "m2@example.com", "password": "Sekret-1"})).await;
+    assert_eq!(s, 200, "a user without TOTP logs in with the password: {v}");
+    assert_eq!(
+        env.sandbox
+            .authgear()
+            .user_by_login_id("m1@example.com")
+            .unwrap()
+            .totp_count,
+        1
+    );
+    env.sandbox.shutdown().await;
+}

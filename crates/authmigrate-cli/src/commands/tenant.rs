@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use authmigrate_core::driver::InputRecord;
+use authmigrate_core::record::MfaFactor;
+use authmigrate_core::tenant::mfa::MfaSecrets;
 use authmigrate_core::tenant::{Memberships, Plan, TenantOptions, run};
 use serde_json::json;
 
@@ -150,24 +152,89 @@ fn render(args: &MigrateArgs, plan: &Plan, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sets each user's roles and groups from the look-up, by source user id.
+/// `--mfa-secrets`: the Auth0 MFA export, loaded for the join (`None` without it or
+/// with `--skip mfa`).
+pub(crate) fn mfa_secrets(args: &MigrateArgs, out: &Output) -> anyhow::Result<Option<MfaSecrets>> {
+    let Some(path) = &args.mfa_secrets else {
+        return Ok(None);
+    };
+    if args.skip.contains(&Skip::Mfa) {
+        out.say("note: `--skip mfa`: the MFA export is not read");
+        return Ok(None);
+    }
+    if args.from != Provider::Auth0 {
+        anyhow::bail!(
+            "`--mfa-secrets` is an Auth0 MFA export: it only applies with `--from auth0`"
+        );
+    }
+    let (secrets, c) =
+        MfaSecrets::load(path, Some(&args.work_dir)).map_err(|e| anyhow::anyhow!(e))?;
+    out.say(format!(
+        "mfa: {} users with a TOTP secret in `{}`; not carried: {} recovery-code rows (Authgear imports none), {} rows of other factor types, {} extra TOTP rows (one TOTP per user)",
+        c.otp_users,
+        path.display(),
+        c.recovery_codes,
+        c.other,
+        c.otp_duplicates
+    ));
+    if args.run.upsert && args.to == Provider::Authgear {
+        out.say(
+            "note: with `--upsert`, Authgear ignores `mfa.totp` for users that exist already: \
+             their TOTP secret is not carried (each one is listed after the run)",
+        );
+    }
+    out.event("mfa_secrets", json!({ "file": path, "counts": c }));
+    Ok(Some(secrets))
+}
+
+/// Counts of the MFA join, for the summary.
+#[derive(Debug, Default)]
+pub(crate) struct MfaJoined {
+    /// Users given a TOTP secret from the export.
+    pub(crate) joined: std::sync::atomic::AtomicU64,
+}
+
+/// Sets each user's roles and groups from the look-up and their TOTP secret from the
+/// MFA export, by source user id; `--skip mfa` drops the records' MFA factors.
 pub(crate) fn annotate(
     records: Box<dyn Iterator<Item = InputRecord> + Send>,
     memberships: Option<Memberships>,
+    mfa: Option<MfaSecrets>,
+    skip_mfa: bool,
+    joined: std::sync::Arc<MfaJoined>,
 ) -> Box<dyn Iterator<Item = InputRecord> + Send> {
-    let Some(m) = memberships else {
+    if memberships.is_none() && mfa.is_none() && !skip_mfa {
         return records;
-    };
+    }
     Box::new(records.map(move |mut r| {
-        if let Ok(u) = &mut r.record
-            && let Some(id) = u.source_id.as_deref()
-        {
-            match m.of(id) {
+        let Ok(u) = &mut r.record else { return r };
+        if skip_mfa {
+            u.mfa.clear();
+        }
+        let Some(id) = u.source_id.clone() else {
+            return r;
+        };
+        if let Some(m) = &memberships {
+            match m.of(&id) {
                 Ok((roles, groups)) => {
                     u.roles = roles;
                     u.groups = groups;
                 }
                 Err(e) => tracing::error!("tenant look-up for a user failed: {e}"),
+            }
+        }
+        if let Some(m) = &mfa
+            && !u.mfa.iter().any(|f| matches!(f, MfaFactor::Totp { .. }))
+        {
+            match m.totp(&id) {
+                Ok(Some(secret)) => {
+                    u.mfa.push(MfaFactor::Totp { secret });
+                    joined
+                        .joined
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("mfa look-up for a user failed: {e}"),
             }
         }
         r

@@ -9,9 +9,11 @@
 //!   plan (create vs reuse, what cannot be carried and why), create at the target,
 //!   and hand back a [`Memberships`] look-up the user stream annotates records from.
 //! - [`keys`]: the naming rule for Authgear keys.
+//! - [`mfa`]: the Auth0 MFA export joined to users by id (TOTP secrets).
 
 pub mod engine;
 pub mod keys;
+pub mod mfa;
 
 use async_trait::async_trait;
 use serde::Serialize;
