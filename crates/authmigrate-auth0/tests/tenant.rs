@@ -143,3 +143,71 @@ async fn a_missing_scope_names_the_scope_and_the_skip() {
     assert!(text.contains("--skip groups"), "{text}");
     sb.shutdown().await;
 }
+
+/// Benchmark (not a test; `cargo test --release -p authmigrate-auth0 --test tenant --
+/// --ignored --nocapture`): crawling a 100,000-user, 20-role, 50-organization tenant at
+/// a 100 requests/s (burst 50) rate limit. Prints requests made against the minimum the
+/// paging needs, wall time against requests ÷ rate, and the 429s the emulator sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn bench_crawl_100k_users_20_roles_50_orgs() {
+    let sb = Sandbox::start(SandboxConfig {
+        port: 0,
+        faults: FaultConfig {
+            rate_limit: Some(authmigrate_sandbox::RateLimit {
+                burst: 50,
+                per_second: 100.0,
+            }),
+            ..FaultConfig::default()
+        },
+        auth0: Auth0Config::default(),
+        authgear: Default::default(),
+    })
+    .await
+    .unwrap();
+    let a = sb.auth0();
+    let ids: Vec<String> = (0..100_000).map(|i| format!("auth0|u{i:06}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    for r in 0..20 {
+        let id = a.seed_role(&format!("role-{r}"), "", &[]);
+        a.seed_role_users(&id, &refs[r * 5000..(r + 1) * 5000]);
+    }
+    for o in 0..50 {
+        let id = a.seed_organization(&format!("org-{o}"), "");
+        a.seed_org_members(&id, &refs[o * 2000..(o + 1) * 2000]);
+    }
+    let src = source(&sb);
+    let started = std::time::Instant::now();
+    let (mut role_members, mut org_members) = (0u64, 0u64);
+    let roles = src.roles().await.unwrap();
+    for r in &roles {
+        src.role_members(r, &mut |_| {
+            role_members += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+    let orgs = src.groups().await.unwrap();
+    for g in &orgs {
+        src.group_members(g, &mut |_| {
+            org_members += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+    let wall = started.elapsed();
+    assert_eq!((role_members, org_members), (100_000, 100_000));
+    // 1 roles page + 20 permissions + 20 × 50 role-user pages + 1 organizations page
+    // + 50 × (20 member pages + the empty page that ends a member list).
+    let minimum = 1 + 20 + 20 * 50 + 1 + 50 * 21;
+    println!(
+        "requests {} (minimum {minimum}), wall {:.1} s (requests / rate = {:.1} s), 429s {}",
+        src.requests(),
+        wall.as_secs_f64(),
+        src.requests() as f64 / 100.0,
+        sb.faults().rate_limited()
+    );
+    sb.shutdown().await;
+}
