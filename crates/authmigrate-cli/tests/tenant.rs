@@ -149,6 +149,7 @@ async fn roles_groups_and_memberships_reach_authgear_and_a_dry_run_writes_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_roles_carries_only_the_groups() {
+    // `--skip` takes a comma-separated list.
     let env = seeded().await;
     let w = env.path("work");
     let o = env
@@ -161,7 +162,7 @@ async fn skip_roles_carries_only_the_groups() {
             "--work-dir",
             w.to_str().unwrap(),
             "--skip",
-            "roles",
+            "roles,mfa",
         ])
         .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
