@@ -6,6 +6,7 @@
 //!   (`authmigrate validate --for auth0`).
 //! - [`users`]: user look-ups and deletes (`authmigrate delete --from auth0`).
 //! - [`expect`]: what Auth0 holds of an imported user (`authmigrate verify --to auth0`).
+//! - [`tenant`]: roles, permissions and organizations as a tenant source.
 
 pub mod backend;
 pub mod client;
@@ -14,6 +15,7 @@ pub mod create;
 pub mod expect;
 pub mod export;
 pub mod format;
+pub mod tenant;
 pub mod tickets;
 pub mod users;
 mod users_bulk;

@@ -15,7 +15,11 @@
 //! - Users are named by node ID: base64url without padding of `User:<raw id>`
 //!   ([`user_node_id`]).
 //!
-//! Roles and groups go here later, as more methods on [`Graphql`].
+//! - Roles and groups (§2): [`Graphql::keys`] pages `roles`/`groups` (100 a page,
+//!   forward cursors; an exact-multiple last page still says `hasNextPage`, the next
+//!   one is empty); [`Graphql::create_entries`] sends up to five `createRole` /
+//!   `createGroup` fields a request and treats `RoleDuplicateKey` /
+//!   `GroupDuplicateKey` as "already there".
 
 use std::fmt;
 
@@ -205,6 +209,132 @@ impl<'a> Graphql<'a> {
             .iter()
             .enumerate()
             .map(|(i, id)| (format!("u{i}"), json!(id)))
+            .collect();
+        self.request(&query, Value::Object(vars)).await
+    }
+}
+
+/// Roles or groups, for [`Graphql::keys`] and [`Graphql::create_entries`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directory {
+    /// Roles.
+    Roles,
+    /// Groups.
+    Groups,
+}
+
+impl Directory {
+    fn names(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Self::Roles => ("roles", "createRole", "role", "RoleDuplicateKey"),
+            Self::Groups => ("groups", "createGroup", "group", "GroupDuplicateKey"),
+        }
+    }
+}
+
+/// A role or group to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// The key.
+    pub key: String,
+    /// The name (an empty one is sent as absent).
+    pub name: Option<String>,
+    /// The description.
+    pub description: Option<String>,
+}
+
+impl Graphql<'_> {
+    /// Every key of the project's roles or groups.
+    pub async fn keys(&self, dir: Directory) -> Result<Vec<String>, BackendError> {
+        let (field, ..) = dir.names();
+        let q = format!(
+            "query($after: String) {{ list: {field}(first: 100, after: $after) {{ edges {{ node {{ key }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+        );
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let r = self.request(&q, json!({ "after": after })).await?;
+            query_error(field, &r)?;
+            let edges = r.data["list"]["edges"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            keys.extend(
+                edges
+                    .iter()
+                    .filter_map(|e| e["node"]["key"].as_str().map(str::to_owned)),
+            );
+            let info = &r.data["list"]["pageInfo"];
+            match info["endCursor"].as_str() {
+                Some(c) if !c.is_empty() && !edges.is_empty() && info["hasNextPage"] == true => {
+                    after = Some(c.to_owned());
+                }
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Creates roles or groups, at most [`MAX_MUTATIONS`] a request. A key the project
+    /// holds already is not an error. A failed request is rolled back whole, so its
+    /// entries are then sent one by one to learn which failed.
+    pub async fn create_entries(
+        &self,
+        dir: Directory,
+        entries: &[NewKey],
+    ) -> Result<(), BackendError> {
+        for group in entries.chunks(MAX_MUTATIONS) {
+            let r = self.create_group(dir, group).await?;
+            if r.errors.is_empty() {
+                continue;
+            }
+            for e in group {
+                let r = self.create_group(dir, std::slice::from_ref(e)).await?;
+                if let Some(err) = r.errors.first() {
+                    let (_, mutation, _, duplicate) = dir.names();
+                    if err.reason.as_deref() == Some(duplicate) {
+                        continue;
+                    }
+                    return Err(BackendError::fatal(
+                        format!("authgear {mutation} `{}`: {err}", e.key),
+                        None,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_group(
+        &self,
+        dir: Directory,
+        entries: &[NewKey],
+    ) -> Result<Reply, BackendError> {
+        let (_, mutation, node, _) = dir.names();
+        let ty = if dir == Directory::Roles {
+            "CreateRoleInput"
+        } else {
+            "CreateGroupInput"
+        };
+        let params: Vec<String> = (0..entries.len())
+            .map(|i| format!("$i{i}: {ty}!"))
+            .collect();
+        let fields: Vec<String> = (0..entries.len())
+            .map(|i| format!("c{i}: {mutation}(input: $i{i}) {{ {node} {{ id key }} }}"))
+            .collect();
+        let query = format!("mutation({}) {{ {} }}", params.join(", "), fields.join(" "));
+        let vars: Map<String, Value> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut input = json!({ "key": e.key });
+                if let Some(n) = e.name.as_ref().filter(|n| !n.is_empty()) {
+                    input["name"] = json!(n);
+                }
+                if let Some(d) = e.description.as_ref().filter(|d| !d.is_empty()) {
+                    input["description"] = json!(d);
+                }
+                (format!("i{i}"), input)
+            })
             .collect();
         self.request(&query, Value::Object(vars)).await
     }

@@ -11,6 +11,7 @@
 //! - [`graphql`]: the Admin API GraphQL client (look-ups, `deleteUser`).
 //! - [`delete`]: user look-ups and deletes (`authmigrate delete --from authgear`).
 //! - [`expect`]: what Authgear holds of an imported user (`authmigrate verify --to authgear`).
+//! - [`tenant`]: roles and groups as a tenant target (Admin GraphQL).
 //! - [`backend`]: [`AuthgearBackend`], the import backend the core driver runs.
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod expect;
 pub mod export;
 pub mod format;
 pub mod graphql;
+pub mod tenant;
 pub mod validate;
 
 pub use backend::AuthgearBackend;

@@ -446,6 +446,18 @@ pub struct MigrateArgs {
     /// Mapping options
     #[command(flatten)]
     pub map: MapArgs,
+    /// Leave part of the tenant behind: `roles`, `groups` (Auth0 organizations /
+    /// Authgear groups), `mfa` (repeatable or comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', help_heading = "Tenant")]
+    pub skip: Vec<Skip>,
+    /// Give an Auth0 role this Authgear key instead of the one the key rule makes
+    /// (repeatable)
+    #[arg(long, value_name = "NAME=KEY", value_parser = parse_role_map, help_heading = "Tenant")]
+    pub role_map: Vec<(String, String)>,
+    /// The Auth0 MFA export (NDJSON `{"user_id","type":"otp","otp_secret"}` rows) to
+    /// join to the users
+    #[arg(long, value_name = "FILE", help_heading = "Tenant")]
+    pub mfa_secrets: Option<PathBuf>,
     /// Auth0 credentials
     #[command(flatten, next_help_heading = "Auth0 credentials")]
     pub auth0: Auth0Creds,
@@ -502,6 +514,24 @@ pub struct VerifyArgs {
     /// Authgear credentials
     #[command(flatten, next_help_heading = "Authgear credentials")]
     pub authgear: AuthgearCreds,
+}
+
+/// What `migrate --skip` leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Skip {
+    /// Roles (and their members)
+    Roles,
+    /// Groups / organizations (and their members)
+    Groups,
+    /// MFA enrolments
+    Mfa,
+}
+
+fn parse_role_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, k)) if !n.is_empty() && !k.is_empty() => Ok((n.to_owned(), k.to_owned())),
+        _ => Err(format!("`{s}` is not NAME=KEY")),
+    }
 }
 
 /// `authmigrate demo`.

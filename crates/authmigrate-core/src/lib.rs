@@ -11,6 +11,7 @@
 //! - [`memory`]: an in-memory backend that proves the driver.
 //! - [`workstore`]: the one embedded store (SQLite) for a run's keyed working data.
 //! - [`verify`]: the comparison engine of `authmigrate verify` (pairing, field rules).
+//! - [`tenant`]: roles, groups and memberships, provider-neutral (the tenant engine).
 
 pub mod backend;
 pub mod delete;
@@ -28,6 +29,7 @@ pub mod report;
 #[cfg(feature = "http")]
 pub mod retry;
 pub mod secret;
+pub mod tenant;
 pub mod verify;
 pub mod workstore;
 

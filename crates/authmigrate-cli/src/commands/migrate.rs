@@ -55,6 +55,10 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
 
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create `{}`", args.work_dir.display()))?;
+    // Roles and groups first: users' records name them (docs/tenant.md).
+    let memberships = super::tenant::prepare(&args, out).await?;
+    let mfa = super::tenant::mfa_secrets(&args, out)?;
+    let mfa_joined = Arc::new(super::tenant::MfaJoined::default());
     let export_path = args
         .work_dir
         .join(format!("export-{}.ndjson.gz", name(args.from)));
@@ -94,6 +98,13 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         }
         None => Box::new(inputs),
     };
+    let joined = super::tenant::annotate(
+        joined,
+        memberships,
+        mfa,
+        args.skip.contains(&crate::cli::Skip::Mfa),
+        mfa_joined.clone(),
+    );
     // Remember, in input order on disk, what the id map and the tickets need.
     let sidecar_path = args.work_dir.join("records.tsv");
     let sidecar = Arc::new(Mutex::new(BufWriter::new(
@@ -103,22 +114,26 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     let tap = {
         let sidecar = sidecar.clone();
         joined.inspect(move |r| {
-            let (id, email, has_password) = match &r.record {
+            let (id, email, has_password, has_totp) = match &r.record {
                 Ok(u) => (
                     u.source_id.clone().unwrap_or_default(),
                     u.email.clone().unwrap_or_default(),
                     u.password.is_some(),
+                    u.mfa
+                        .iter()
+                        .any(|f| matches!(f, authmigrate_core::record::MfaFactor::Totp { .. })),
                 ),
-                Err(_) => (String::new(), String::new(), false),
+                Err(_) => (String::new(), String::new(), false, false),
             };
             let mut w = sidecar.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(
                 w,
-                "{}\t{}\t{}\t{}",
+                "{}\t{}\t{}\t{}\t{}",
                 r.index,
                 clean(&id),
                 clean(&email),
-                u8::from(has_password)
+                u8::from(has_password),
+                u8::from(has_totp)
             );
         })
     };
@@ -150,8 +165,10 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     };
     // The id map and the tickets are built from the report: keep one even if not asked.
     let report = args.run.report.clone().or_else(|| {
-        (args.id_map.is_some() || args.password_reset_tickets.is_some())
-            .then(|| args.work_dir.join("report.json"))
+        (args.id_map.is_some()
+            || args.password_reset_tickets.is_some()
+            || (args.run.upsert && args.mfa_secrets.is_some()))
+        .then(|| args.work_dir.join("report.json"))
     });
     let run = Run {
         options,
@@ -162,6 +179,11 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     let status = import(backend, Box::new(tap), readers, run, out).await;
     sidecar.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     let status = status?;
+    if args.mfa_secrets.is_some() {
+        let n = mfa_joined.joined.load(std::sync::atomic::Ordering::Relaxed);
+        out.say(format!("mfa: {n} users carry their TOTP secret"));
+        out.event("mfa", serde_json::json!({ "totp_joined": n }));
+    }
 
     if !args.run.dry_run
         && let Some(report) = &report
@@ -175,7 +197,15 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
             None => None,
         };
         let mut users: Vec<(String, Option<String>)> = Vec::new();
+        let mut totp_ignored = 0u64;
         for_each_row(report, &sidecar_path, |r| {
+            if r.has_totp && r.outcome == "updated" && args.to == Provider::Authgear {
+                totp_ignored += 1;
+                out.say(format!(
+                    "warning: record {} ({}) was updated: Authgear ignores `mfa.totp` on update, its TOTP secret was not carried",
+                    r.index, r.email
+                ));
+            }
             if let Some(w) = &mut id_map {
                 writeln!(
                     w,
@@ -196,6 +226,12 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
             }
             Ok(())
         })?;
+        if totp_ignored > 0 {
+            out.event(
+                "mfa_not_carried",
+                serde_json::json!({ "updated_users": totp_ignored }),
+            );
+        }
         if let (Some(w), Some(path)) = (id_map, &args.id_map) {
             w.finish()?;
             out.say(format!("wrote the id map to `{}`", path.display()));
@@ -243,6 +279,7 @@ struct Row {
     source_id: String,
     email: String,
     has_password: bool,
+    has_totp: bool,
     outcome: String,
     target_id: Option<String>,
 }
@@ -274,9 +311,13 @@ fn for_each_row(
     for line in open(sidecar)?.lines() {
         let line = line?;
         let mut fields = line.split('\t');
-        let (Some(i), Some(id), Some(email), Some(pw)) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(i), Some(id), Some(email), Some(pw), totp) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             continue;
         };
         let Ok(index) = i.parse::<u64>() else {
@@ -294,6 +335,7 @@ fn for_each_row(
             source_id: id.to_owned(),
             email: email.to_owned(),
             has_password: pw == "1",
+            has_totp: totp == Some("1"),
             outcome,
             target_id,
         })?;

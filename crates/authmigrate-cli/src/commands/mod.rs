@@ -8,6 +8,7 @@ mod export;
 mod hashes;
 mod map;
 mod migrate;
+mod tenant;
 
 pub(crate) use map::authgear_options;
 mod generate;
