@@ -7,6 +7,7 @@
 //! - [`io`]: streaming readers and writers (JSON arrays, NDJSON, gzip) in bounded memory.
 //! - [`retry`]: the shared HTTP retry policy (feature `http`).
 //! - [`delete`]: the provider-neutral delete engine (`authmigrate delete`).
+//! - [`delta`]: what changed at the source since the last pass (`migrate --delta`).
 //! - [`generate`]: reproducible test users, hashed on every core.
 //! - [`memory`]: an in-memory backend that proves the driver.
 //! - [`workstore`]: the one embedded store (SQLite) for a run's keyed working data.
@@ -15,6 +16,7 @@
 
 pub mod backend;
 pub mod delete;
+pub mod delta;
 #[cfg(feature = "http")]
 pub mod download;
 pub mod driver;
