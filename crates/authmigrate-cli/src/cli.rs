@@ -423,6 +423,10 @@ pub struct MigrateArgs {
     /// An Auth0 password-hash export (from Auth0 support) to join to the users
     #[arg(long)]
     pub password_hashes: Option<PathBuf>,
+    /// After a finished `migrate` (same `--state` and `--work-dir`): export the source
+    /// again and send only the users that are new or changed since the last pass
+    #[arg(long)]
+    pub delta: bool,
     /// How the import runs
     #[command(flatten)]
     pub run: RunArgs,

@@ -15,6 +15,7 @@ use anyhow::Context;
 use authmigrate_auth0::Auth0Backend;
 use authmigrate_authgear::AuthgearBackend;
 use authmigrate_core::backend::ImportBackend;
+use authmigrate_core::delta::{DeltaStore, FieldDigests, key_of};
 use authmigrate_core::driver::{DriverOptions, InputRecord};
 
 use super::export::{export, name};
@@ -49,6 +50,9 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         anyhow::bail!(
             "`--password-reset-tickets` creates Auth0 tickets: it only applies with `--to auth0`"
         );
+    }
+    if args.delta {
+        return super::delta::run(args, out).await;
     }
     // Check the target's settings before a long export.
     let backend = target_backend(&args)?;
@@ -111,9 +115,31 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         std::fs::File::create(&sidecar_path)
             .with_context(|| format!("cannot create `{}`", sidecar_path.display()))?,
     )));
+    // The snapshot a later `--delta` compares with (not for a dry run).
+    let snapshot = if args.run.dry_run {
+        None
+    } else {
+        let mut store = DeltaStore::open(&super::delta::store_path(&args.work_dir))?;
+        store.begin_pass()?;
+        Some(Arc::new(Mutex::new(store)))
+    };
+    let snapshot_error: Arc<Mutex<Option<String>>> = Arc::default();
     let tap = {
         let sidecar = sidecar.clone();
+        let (snapshot, snapshot_error) = (snapshot.clone(), snapshot_error.clone());
         joined.inspect(move |r| {
+            if let (Some(store), Ok(u)) = (&snapshot, &r.record)
+                && let Some(key) = key_of(u)
+            {
+                let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = store.stage(r.index, &key, u.email.as_deref(), &FieldDigests::of(u))
+                {
+                    snapshot_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(e.to_string());
+                }
+            }
             let (id, email, has_password, has_totp) = match &r.record {
                 Ok(u) => (
                     u.source_id.clone().unwrap_or_default(),
@@ -164,12 +190,12 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         ..DriverOptions::default()
     };
     // The id map and the tickets are built from the report: keep one even if not asked.
-    let report = args.run.report.clone().or_else(|| {
-        (args.id_map.is_some()
-            || args.password_reset_tickets.is_some()
-            || (args.run.upsert && args.mfa_secrets.is_some()))
-        .then(|| args.work_dir.join("report.json"))
-    });
+    // (and the delta snapshot is committed from it)
+    let report = args
+        .run
+        .report
+        .clone()
+        .or_else(|| Some(args.work_dir.join("report.json")));
     let run = Run {
         options,
         report: report.clone(),
@@ -198,6 +224,28 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         };
         let mut users: Vec<(String, Option<String>)> = Vec::new();
         let mut totp_ignored = 0u64;
+        if let Some(e) = snapshot_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            anyhow::bail!("cannot write the delta snapshot: {e}");
+        }
+        let mut store = snapshot
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()));
+        for_each_outcome(report, |index, outcome, target_id| {
+            if let Some(store) = store.as_mut()
+                && super::delta::accepted(outcome)
+            {
+                store.commit(index, target_id)?;
+            }
+            Ok(())
+        })?;
+        if let Some(store) = store.as_mut() {
+            store.finish_pass()?;
+        }
+        drop(store);
         for_each_row(report, &sidecar_path, |r| {
             if r.has_totp && r.outcome == "updated" && args.to == Provider::Authgear {
                 totp_ignored += 1;
@@ -250,7 +298,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     Ok(status)
 }
 
-fn target_backend(args: &MigrateArgs) -> anyhow::Result<Arc<dyn ImportBackend>> {
+pub(super) fn target_backend(args: &MigrateArgs) -> anyhow::Result<Arc<dyn ImportBackend>> {
     Ok(match args.to {
         Provider::Auth0 => {
             let mut s = auth0_settings(&args.auth0)?;
@@ -282,6 +330,28 @@ struct Row {
     has_totp: bool,
     outcome: String,
     target_id: Option<String>,
+}
+
+/// Calls `f(index, outcome, target_id)` for each record of a report, in bounded memory.
+pub(super) fn for_each_outcome(
+    report: &Path,
+    mut f: impl FnMut(u64, &str, Option<String>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::open(report)
+        .with_context(|| format!("cannot read `{}`", report.display()))?;
+    // The report writer puts one record object on each line after the first.
+    for line in BufReader::new(file).lines().skip(1) {
+        let line = line?;
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line.trim().trim_end_matches(','))
+        else {
+            continue;
+        };
+        let (Some(index), Some(outcome)) = (v["index"].as_u64(), v["outcome"].as_str()) else {
+            continue;
+        };
+        f(index, outcome, v["user_id"].as_str().map(str::to_owned))?;
+    }
+    Ok(())
 }
 
 /// Streams the sidecar (input order) zipped with the report (one record a line,
@@ -343,7 +413,7 @@ fn for_each_row(
     Ok(())
 }
 
-fn csv(s: &str) -> String {
+pub(super) fn csv(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

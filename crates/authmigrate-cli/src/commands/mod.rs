@@ -3,6 +3,7 @@
 mod convert;
 mod create;
 mod delete;
+mod delta;
 mod demo;
 mod export;
 mod hashes;

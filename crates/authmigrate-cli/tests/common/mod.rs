@@ -38,10 +38,18 @@ impl Env {
 
     /// Runs the binary with the sandbox's variables (off the async runtime's threads).
     pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[]).await
+    }
+
+    /// [`Env::run`] with extra environment variables (test hooks).
+    pub async fn run_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_authmigrate"));
         cmd.args(args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
         for (k, v) in self.sandbox.env_vars() {
             cmd.env(k, v);
         }
