@@ -12,6 +12,7 @@ pub mod config;
 pub mod create;
 pub mod export;
 pub mod format;
+mod job_errors;
 pub mod tickets;
 pub mod users;
 pub mod validate;

@@ -396,18 +396,23 @@ async fn upsert_updates_upsertable_fields_only() {
         assert_eq!(u["name"], "New Name");
         assert_ne!(u["blocked"], json!(true), "blocked is not upsertable");
     }
-    // Without upsert, the same users fail as existing.
+    // Without upsert, the same users are skipped as existing, with Auth0's code and
+    // message kept.
     let (summary, rec) = run(
         Auth0Backend::new(settings(&sb)).unwrap(),
         cheap(3, "up", 0),
         options(),
     )
     .await;
-    assert_eq!(summary.unwrap().failed, 3);
+    let summary = summary.unwrap();
+    assert_eq!((summary.skipped, summary.failed), (3, 0), "{summary:?}");
     assert!(
         rec.by_index()
             .values()
-            .all(|o| o.code.as_deref() == Some("DUPLICATED_USER"))
+            .all(|o| o.outcome == Outcome::Skipped
+                && o.code.as_deref() == Some("DUPLICATED_USER")
+                && o.message.as_deref()
+                    == Some("The user already exist and upsert parameter is false"))
     );
 }
 
@@ -438,7 +443,11 @@ async fn per_user_errors_fail_exactly_those_indexes() {
     users.push(ok3);
     let (summary, rec) = run(Auth0Backend::new(settings(&sb)).unwrap(), users, options()).await;
     let summary = summary.unwrap();
-    assert_eq!((summary.inserted, summary.failed), (4, 3), "{summary:?}");
+    assert_eq!(
+        (summary.inserted, summary.skipped, summary.failed),
+        (4, 1, 2),
+        "{summary:?}"
+    );
     let out = rec.by_index();
     let failed: Vec<(u64, &str)> = out
         .iter()
@@ -450,10 +459,12 @@ async fn per_user_errors_fail_exactly_those_indexes() {
         [
             // A duplicate inside the input is caught by the driver before sending.
             (2, "DUPLICATE_IN_INPUT"),
-            (3, "DUPLICATED_USER"),
             (5, "FORMAT")
         ]
     );
+    // The existing user is skipped, Auth0's code and message kept.
+    assert_eq!(out[&3].outcome, Outcome::Skipped);
+    assert_eq!(out[&3].code.as_deref(), Some("DUPLICATED_USER"));
     assert!(
         out[&2]
             .message
