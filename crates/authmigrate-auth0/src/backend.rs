@@ -416,9 +416,12 @@ impl ImportBackend for Auth0Backend {
         let bytes = bytes::Bytes::from(body.bytes);
         let url = self.client.api_url(&["jobs", "users-imports"]);
         let what = "create an import job";
+        // Not idempotent: a POST whose answer is lost may have created the job
+        // (auth0-api.md §2 NEW: even a 500 "Internal error." may have), so it is never
+        // sent again blindly; the driver resolves it as in doubt.
         let reply = self
             .client
-            .send_with(
+            .send_submission(
                 what,
                 |http| {
                     http.post(url.clone())
@@ -492,9 +495,14 @@ impl ImportBackend for Auth0Backend {
             200 => reply.json::<Value>().map_err(|e| {
                 BackendError::Transient(format!("job {job}: invalid job status from auth0: {e}"))
             })?,
+            // "Job not found.": job data is deleted 24 h after creation; whether it
+            // ran is unknown.
             404 => {
-                return Ok(JobState::Failed {
-                    reason: JOB_NOT_FOUND.to_owned(),
+                return Ok(JobState::Gone {
+                    reason: format!(
+                        "{JOB_NOT_FOUND}: auth0 answered 404 {}",
+                        api_message(&reply)
+                    ),
                 });
             }
             401 | 403 => return Err(auth_error(what, &reply)),
@@ -508,14 +516,20 @@ impl ImportBackend for Auth0Backend {
         let status = v.get("status").and_then(Value::as_str).unwrap_or_default();
         match status {
             "completed" => {}
+            // A job that ran and then failed (the 2 h timeout) or expired may have
+            // inserted part of its users (auth0-api.md §2 NEW): in doubt, never failed
+            // records. Its `/errors` would be the job object (oneOf b) or a 204, which
+            // say nothing per user, so it is not read.
             "failed" | "expired" => {
                 let details = v
                     .get("status_details")
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty());
-                return Ok(JobState::Failed {
-                    reason: details.map_or_else(|| format!("job {status}"), str::to_owned),
-                });
+                let reason = match details {
+                    Some(d) => format!("job {job} ended {status}: {d}"),
+                    None => format!("job {job} ended {status}"),
+                };
+                return Ok(JobState::InDoubt { reason });
             }
             _ => {
                 let percent = v
@@ -526,8 +540,8 @@ impl ImportBackend for Auth0Backend {
             }
         }
         let Some(errors) = self.job_errors(job).await? else {
-            return Ok(JobState::Failed {
-                reason: JOB_NOT_FOUND.to_owned(),
+            return Ok(JobState::Gone {
+                reason: format!("{JOB_NOT_FOUND}: its errors list answered 404"),
             });
         };
         let summary = Summary::of(&v);

@@ -1,13 +1,19 @@
 //! A small Management API client: base URL, bearer token (static or client
 //! credentials, cached and refreshed), and every call through the shared
-//! [`retry`](authmigrate_core::retry) policy.
+//! [`retry`](authmigrate_core::retry) policy and the client's one
+//! [`Pacer`]: every Management API request of every task sharing the client
+//! (imports, look-ups, deletes, tenant crawls) waits for its permit, and every answer's
+//! `x-ratelimit-*` headers feed it, so a paced run is not refused with 429s.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authmigrate_core::backend::BackendError;
-use authmigrate_core::retry::{self, HttpReply, RetryError, RetryPolicy, Verdict};
+use authmigrate_core::pace::Pacer;
+use authmigrate_core::retry::{
+    self, Call, HttpReply, Idempotency, RetryError, RetryPolicy, Verdict,
+};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -35,6 +41,7 @@ pub struct Auth0Client {
     policy: RetryPolicy,
     cache: tokio::sync::Mutex<Option<CachedToken>>,
     tokens_fetched: AtomicU64,
+    pacer: Pacer,
 }
 
 impl fmt::Debug for Auth0Client {
@@ -70,6 +77,7 @@ impl Auth0Client {
             policy: settings.retry.clone(),
             cache: tokio::sync::Mutex::new(None),
             tokens_fetched: AtomicU64::new(0),
+            pacer: Pacer::new(),
         })
     }
 
@@ -81,6 +89,11 @@ impl Auth0Client {
     /// The retry policy.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
+    }
+
+    /// The pacer every Management API request of this client goes through.
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 
     /// How many access tokens were fetched with client credentials so far.
@@ -185,15 +198,45 @@ impl Auth0Client {
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
         classify: impl Fn(&HttpReply) -> Verdict + Copy,
     ) -> Result<HttpReply, BackendError> {
+        self.send_mode(what, Idempotency::Idempotent, make, classify)
+            .await
+    }
+
+    /// [`Auth0Client::send_with`] for a request that must not be sent twice (a job
+    /// submission): it is sent again only when it certainly did not reach Auth0 (a
+    /// connection error) or was refused unprocessed (429, 401); a timeout, a lost
+    /// connection or a 5xx after sending is [`BackendError::InDoubt`].
+    pub async fn send_submission(
+        &self,
+        what: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+        classify: impl Fn(&HttpReply) -> Verdict + Copy,
+    ) -> Result<HttpReply, BackendError> {
+        self.send_mode(what, Idempotency::NotIdempotent, make, classify)
+            .await
+    }
+
+    async fn send_mode(
+        &self,
+        what: &str,
+        idempotency: Idempotency,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+        classify: impl Fn(&HttpReply) -> Verdict + Copy,
+    ) -> Result<HttpReply, BackendError> {
+        let call = Call {
+            idempotency,
+            pacer: Some(&self.pacer),
+        };
         let token = self.token().await?;
-        let reply = self.send_once(what, &make, classify, &token).await?;
+        let reply = self.send_once(what, call, &make, classify, &token).await?;
         if reply.status == StatusCode::UNAUTHORIZED
             && matches!(self.auth, Auth0Auth::ClientCredentials { .. })
         {
+            // A 401 is refused before anything is done: safe to send again.
             tracing::info!(what, "access token refused: refreshing it once");
             self.invalidate(&token).await;
             let token = self.token().await?;
-            return self.send_once(what, &make, classify, &token).await;
+            return self.send_once(what, call, &make, classify, &token).await;
         }
         Ok(reply)
     }
@@ -216,13 +259,15 @@ impl Auth0Client {
     async fn send_once(
         &self,
         what: &str,
+        call: Call<'_>,
         make: &impl Fn(&reqwest::Client) -> RequestBuilder,
         classify: impl Fn(&HttpReply) -> Verdict,
         token: &SecretString,
     ) -> Result<HttpReply, BackendError> {
-        retry::send_with(
+        retry::send_call(
             &self.policy,
             what,
+            call,
             || make(&self.http).bearer_auth(token.expose_secret()),
             classify,
         )
@@ -231,10 +276,12 @@ impl Auth0Client {
     }
 }
 
-/// Retries ran out → transient; a request that cannot be built → fatal.
+/// Retries ran out → transient; a request that cannot be built → fatal; a
+/// submission whose answer was lost → in doubt.
 pub(crate) fn retry_error(e: RetryError) -> BackendError {
     match e {
         RetryError::Build(m) => BackendError::fatal(m, None),
+        e @ RetryError::InDoubt { .. } => BackendError::InDoubt(e.to_string()),
         other => BackendError::Transient(other.to_string()),
     }
 }

@@ -104,6 +104,7 @@ impl AuthgearBackend {
             CallError::Retry(RetryError::Exhausted { .. }) => {
                 BackendError::Transient(e.to_string())
             }
+            CallError::Retry(RetryError::InDoubt { .. }) => BackendError::InDoubt(e.to_string()),
             CallError::Retry(_) => BackendError::fatal(e.to_string(), None),
         }
     }
@@ -376,12 +377,14 @@ impl ImportBackend for AuthgearBackend {
             .map_err(|e| self.call_error(e))?;
         match reply.status {
             StatusCode::OK => {}
+            // `TaskNotFound`: results are kept 24 h (authgear-api.md §1); whether the
+            // job ran is unknown, and its users can be looked up (`resolve`).
             StatusCode::NOT_FOUND => {
                 let reason = ApiError::from_reply(&reply)
                     .map(|e| e.describe())
                     .unwrap_or_else(|| "HTTP 404".to_owned());
-                return Ok(JobState::Failed {
-                    reason: format!("the import job is gone ({reason})"),
+                return Ok(JobState::Gone {
+                    reason: format!("the import job {job} is gone ({reason})"),
                 });
             }
             StatusCode::FORBIDDEN => return Err(self.forbidden(&what)),
@@ -396,8 +399,9 @@ impl ImportBackend for AuthgearBackend {
             "completed" => {
                 let details = result.details.unwrap_or_default();
                 if details.is_empty() && !batch.records.is_empty() {
-                    // A task that errored as a whole: nothing is known about the records.
-                    // Resubmitting is safe (existing users are skipped or updated).
+                    // A task that errored as a whole: nothing is known about the records,
+                    // and each record runs in its own transaction (authgear-api.md §1), so
+                    // those before the error may exist: in doubt, never failed records.
                     let reason = result
                         .error
                         .as_ref()
@@ -405,7 +409,9 @@ impl ImportBackend for AuthgearBackend {
                         .unwrap_or_else(|| {
                             "the job completed without any record outcome".to_owned()
                         });
-                    return Ok(JobState::Failed { reason });
+                    return Ok(JobState::InDoubt {
+                        reason: format!("the import job {job} ended without outcomes: {reason}"),
+                    });
                 }
                 Ok(JobState::Finished(map_details(
                     batch,

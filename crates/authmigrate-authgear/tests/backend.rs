@@ -382,7 +382,7 @@ async fn server_side_record_errors_are_mapped() {
     assert_eq!(outcomes[2].code.as_deref(), Some("InvalidBcryptHash"));
     assert!(!format!("{outcomes:?}").contains("abcdefghijklmnop"));
 
-    // An unknown job is gone: the driver resubmits.
+    // An unknown job is gone (in doubt): the driver looks its users up.
     let gone = be
         .poll(
             &authmigrate_core::backend::JobId("userimport_NOPE".into()),
@@ -391,7 +391,7 @@ async fn server_side_record_errors_are_mapped() {
         .await
         .unwrap();
     match gone {
-        JobState::Failed { reason } => assert!(reason.contains("TaskNotFound"), "{reason}"),
+        JobState::Gone { reason } => assert!(reason.contains("TaskNotFound"), "{reason}"),
         other => panic!("{other:?}"),
     }
 }
@@ -550,7 +550,14 @@ async fn a_storm_of_500s_still_completes() {
     )
     .await;
     let list = users("storm", 300, 3000);
-    let (result, seen) = run(backend(settings(&sb)), &list, options(None)).await;
+    // A 5xx answer to a POST is in doubt (the job may exist): the driver looks the
+    // chunk's users up and sends the rest again, at most `max_job_attempts` times in a
+    // row; a 50% storm needs more than the default 3.
+    let opts = DriverOptions {
+        max_job_attempts: 12,
+        ..options(None)
+    };
+    let (result, seen) = run(backend(settings(&sb)), &list, opts).await;
     let summary = result.unwrap();
     assert_eq!(summary.inserted + summary.skipped, 300, "{summary:?}");
     assert!(seen.planned.len() >= 2);
@@ -564,6 +571,56 @@ async fn a_storm_of_500s_still_completes() {
         sb.authgear()
             .check_password("storm299@example.com", &password(299))
     );
+}
+
+#[tokio::test]
+async fn a_lost_answer_after_the_job_was_created_is_in_doubt_and_resolved() {
+    use authmigrate_sandbox::authgear::ImportFault;
+    for fault in [ImportFault::Error500, ImportFault::Drop] {
+        let sb = sandbox().await;
+        sb.authgear().set_import_fault(0, Some(fault));
+        // The backend alone: the POST is sent once and is in doubt.
+        let be = backend(settings(&sb));
+        let list = users("doubt", 4, 0);
+        let encoded: Vec<BatchRecord> = list
+            .iter()
+            .enumerate()
+            .map(|(i, u)| BatchRecord {
+                index: i as u64,
+                label: None,
+                json: be.encode(u).unwrap().json,
+                warnings: vec![],
+            })
+            .collect();
+        let batch = Batch {
+            chunk: 0,
+            records: encoded,
+        };
+        match be.submit(&batch).await {
+            Err(BackendError::InDoubt(m)) => assert!(m.contains("answer was lost"), "{m}"),
+            other => panic!("{fault:?}: {other:?}"),
+        }
+        assert_eq!(sb.authgear().jobs_created(), 1, "{fault:?}: sent once");
+
+        // Through the driver: no failure, the users are the earlier attempt's work.
+        let sb = sandbox().await;
+        sb.authgear().set_import_fault(0, Some(fault));
+        let (result, seen) = run(backend(settings(&sb)), &list, options(None)).await;
+        let summary = result.unwrap();
+        assert_eq!(
+            (summary.skipped, summary.failed),
+            (4, 0),
+            "{fault:?}: {summary:?}"
+        );
+        assert!(seen.outcomes.values().all(|o| {
+            o.warnings
+                .iter()
+                .any(|w| w.contains("earlier, interrupted attempt"))
+        }));
+        // Found at once (resolved) or, if the first job had not run yet, sent again and
+        // answered `skipped`: either way every user exactly once.
+        assert_eq!(sb.authgear().users().len(), 4);
+    }
 }
 
 #[tokio::test]
