@@ -510,7 +510,7 @@ async fn pkcs1_and_pkcs8_with_public_block_keys_work() {
 }
 
 #[tokio::test]
-async fn quota_exceeded_is_fatal_not_retried() {
+async fn a_used_up_quota_is_filled_exactly_then_stops_naming_the_period() {
     let sb = sandbox_with(
         FaultConfig::default(),
         AuthgearConfig {
@@ -519,18 +519,58 @@ async fn quota_exceeded_is_fatal_not_retried() {
         },
     )
     .await;
+    // The backend alone: a refusal is QuotaExceeded, not an error, and not retried.
+    let be = backend(settings(&sb));
     let list = users("quota", 5, 0);
+    let batch = Batch {
+        chunk: 0,
+        records: list
+            .iter()
+            .enumerate()
+            .map(|(i, u)| BatchRecord {
+                index: i as u64,
+                label: None,
+                json: be.encode(u).unwrap().json,
+                warnings: vec![],
+            })
+            .collect(),
+    };
+    match be.submit(&batch).await.unwrap() {
+        Submit::QuotaExceeded(q) => {
+            assert_eq!(q.period, "month");
+            assert!(q.message.contains("UsageLimitExceeded"), "{q:?}");
+            let reset = q.resets_at.unwrap();
+            let z = reset.to_zoned(jiff::tz::TimeZone::UTC);
+            assert_eq!((z.day(), z.hour(), z.minute()), (1, 0, 0), "{z}");
+            assert!(reset > jiff::Timestamp::now());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sb.authgear().jobs_created(), 0);
+
+    // Through the driver: smaller requests until exactly 3 are in, then a stop.
     let (result, seen) = run(backend(settings(&sb)), &list, options(None)).await;
     let (message, hint) = fatal(result);
     assert!(
-        message.starts_with("the project's user import quota is used up (period: month)"),
+        message.contains("month usage quota is used up"),
         "{message}"
     );
     assert!(hint.unwrap().contains("--state"));
-    assert_eq!(sb.authgear().jobs_created(), 0);
-    assert_eq!(sb.authgear().usage_used(), 0);
+    assert_eq!(sb.authgear().usage_used(), 3);
+    assert_eq!(sb.authgear().users().len(), 3);
     assert_eq!(seen.outcomes.len(), 5);
-    assert!(seen.outcomes.values().all(|o| o.outcome == Outcome::Failed));
+    let inserted = seen
+        .outcomes
+        .values()
+        .filter(|o| o.outcome == Outcome::Inserted)
+        .count();
+    assert_eq!(inserted, 3);
+    assert!(
+        seen.outcomes
+            .values()
+            .filter(|o| o.outcome == Outcome::Failed)
+            .all(|o| o.code.as_deref() == Some("NOT_IMPORTED"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
