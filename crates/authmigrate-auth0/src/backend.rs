@@ -10,8 +10,10 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use authmigrate_core::backend::{
-    BackendError, Batch, Encoded, ImportBackend, JobId, JobState, Limits, RecordFailure, Submit,
+    BackendError, Batch, Encoded, ImportBackend, JobId, JobState, Limits, Outcome, RecordFailure,
+    RecordOutcome, Submit,
 };
+use authmigrate_core::delete::{Key, UserDirectory};
 use authmigrate_core::record::{HashAlgorithm, UserRecord};
 use authmigrate_core::retry::{self, HttpReply, Verdict};
 use rand::Rng;
@@ -25,6 +27,7 @@ use crate::config::Auth0Settings;
 use crate::format;
 pub use crate::job_errors::DUPLICATED_USER;
 use crate::job_errors::{Summary, outcomes};
+use crate::users::Auth0Users;
 
 /// Auth0's hard limit on an import request's content, in bytes.
 pub const MAX_UPLOAD_BYTES: usize = 512_000;
@@ -182,6 +185,14 @@ impl Auth0Backend {
                 api_message(&reply)
             ))),
         }
+    }
+}
+
+fn key_name(key: &Key) -> &'static str {
+    match key {
+        Key::Email(_) => "e-mail",
+        Key::Username(_) => "username",
+        Key::Id(_) => "user_id",
     }
 }
 
@@ -552,6 +563,50 @@ impl ImportBackend for Auth0Backend {
             summary,
             self.settings.upsert,
         )))
+    }
+
+    /// Looks each record of a batch in doubt up at Auth0, as `delete` does
+    /// ([`crate::users`]): by e-mail (`users-by-email`, immediately consistent, only
+    /// users of the configured connection), else by `user_id` (`GET /users/auth0|…`),
+    /// else by username (user search, eventually consistent: a user just imported may
+    /// not be found yet, and is then sent again and answered `DUPLICATED_USER`, which
+    /// the driver counts as the earlier attempt's work). A record found is `skipped`
+    /// with its user id. With `upsert`, found users must still be updated, so the whole
+    /// batch is sent again (`Ok(None)`).
+    async fn resolve(
+        &self,
+        batch: &Batch,
+    ) -> Result<Option<Vec<Option<RecordOutcome>>>, BackendError> {
+        if self.settings.upsert {
+            return Ok(None);
+        }
+        let users = Auth0Users::with_client(self.client.clone(), self.settings.connection.clone());
+        let mut out = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            let v: Value = serde_json::from_slice(&record.json).unwrap_or(Value::Null);
+            let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+            let key = if let Some(e) = text("email") {
+                Key::Email(e)
+            } else if let Some(id) = text("user_id") {
+                Key::Id(format!("{}{id}", format::AUTH0_ID_PREFIX))
+            } else if let Some(u) = text("username") {
+                Key::Username(u)
+            } else {
+                out.push(None);
+                continue;
+            };
+            let found = users.lookup(&key).await?;
+            out.push(found.first().map(|u| {
+                let mut o = RecordOutcome::success(Outcome::Skipped, Some(u.id.clone()));
+                o.code = Some("FOUND_AFTER_IN_DOUBT".to_owned());
+                o.message = Some(format!(
+                    "the user with this {} was found at auth0 after an import in doubt; not sent again",
+                    key_name(&key)
+                ));
+                o
+            }));
+        }
+        Ok(Some(out))
     }
 }
 

@@ -17,6 +17,8 @@
 //! every reply and holds requests back while the bucket is empty), so concurrent
 //! deletes reach the tenant's rate without being refused.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use authmigrate_core::backend::BackendError;
 use authmigrate_core::delete::{Deleted, FoundUser, Key, UserDirectory};
@@ -34,7 +36,7 @@ pub const DELETE_SCOPES: &str = "read:users, delete:users";
 /// The Auth0 [`UserDirectory`].
 #[derive(Debug)]
 pub struct Auth0Users {
-    client: Auth0Client,
+    client: Arc<Auth0Client>,
     connection: String,
 }
 
@@ -42,9 +44,18 @@ impl Auth0Users {
     /// A directory for the settings' tenant and connection (no request is sent).
     pub fn new(settings: &Auth0Settings) -> Result<Self, BackendError> {
         Ok(Self {
-            client: Auth0Client::new(settings)?,
+            client: Arc::new(Auth0Client::new(settings)?),
             connection: settings.connection.clone(),
         })
+    }
+
+    /// A directory over an existing client (sharing its token and pacer), for the
+    /// users of `connection`.
+    pub fn with_client(client: Arc<Auth0Client>, connection: impl Into<String>) -> Self {
+        Self {
+            client,
+            connection: connection.into(),
+        }
     }
 
     async fn call(

@@ -798,6 +798,9 @@ async fn failed_jobs_and_lost_answers_are_in_doubt_never_failed_records() {
         .map(|(i, _)| *i)
         .collect();
     assert_eq!(skipped, [0, 1], "{out:?}");
+    // Found by `resolve` (users-by-email), not sent again.
+    assert_eq!(out[&0].code.as_deref(), Some("FOUND_AFTER_IN_DOUBT"));
+    assert!(out[&0].user_id.as_deref().unwrap().starts_with("auth0|"));
     assert!(
         out[&0]
             .warnings
