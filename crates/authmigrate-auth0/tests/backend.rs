@@ -17,7 +17,7 @@ use authmigrate_core::record::{JsonObject, PasswordHash};
 use authmigrate_core::retry::RetryPolicy;
 use authmigrate_core::{Error, UserRecord};
 use authmigrate_sandbox::auth0::Auth0Config;
-use authmigrate_sandbox::{FaultConfig, Sandbox, SandboxConfig};
+use authmigrate_sandbox::{FaultConfig, RateLimit, Sandbox, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -888,4 +888,43 @@ async fn encode_is_the_bulk_user_json() {
     assert_eq!(b.encode(u).unwrap().json, e.json, "deterministic");
     let missing = UserRecord::default();
     assert_eq!(b.encode(&missing).unwrap_err().code, "MISSING_EMAIL");
+}
+
+/// Four tasks share one backend's client against the sandbox's token bucket (burst 30,
+/// 15 requests/s, `x-ratelimit-*` on every answer): 80 Management API requests, none
+/// refused, because the client's pacer waits for the reset before the bucket is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_requests_at_the_rate_limit_get_no_429() {
+    let sb = sandbox_with(
+        FaultConfig {
+            rate_limit: Some(RateLimit {
+                burst: 30,
+                per_second: 15.0,
+            }),
+            ..FaultConfig::default()
+        },
+        Auth0Config::default(),
+    )
+    .await;
+    let backend = Arc::new(Auth0Backend::new(settings(&sb)).unwrap());
+    backend.client().token().await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let b = backend.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let url = b.client().api_url(&["connections"]);
+                let reply = b.client().get("list connections", &url).await.unwrap();
+                assert_eq!(reply.status.as_u16(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(sb.faults().rate_limited(), 0, "a paced run got 429s");
+    assert!(
+        backend.client().pacer().waits() > 0,
+        "the limit was reached"
+    );
 }
