@@ -38,6 +38,7 @@ pub struct Auth0Client {
     base: Url,
     base_text: String,
     auth: Auth0Auth,
+    audience: String,
     policy: RetryPolicy,
     cache: tokio::sync::Mutex<Option<CachedToken>>,
     tokens_fetched: AtomicU64,
@@ -49,6 +50,7 @@ impl fmt::Debug for Auth0Client {
         f.debug_struct("Auth0Client")
             .field("base", &self.base_text)
             .field("auth", &self.auth)
+            .field("audience", &self.audience)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
@@ -69,9 +71,15 @@ impl Auth0Client {
             .user_agent(concat!("authmigrate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BackendError::fatal(format!("cannot build the http client: {e}"), None))?;
+        let base_text = base_text(&base);
+        let audience = settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| format!("{base_text}/api/v2/"));
         Ok(Self {
             http,
-            base_text: base_text(&base),
+            audience,
+            base_text,
             base,
             auth: settings.auth.clone(),
             policy: settings.retry.clone(),
@@ -148,7 +156,7 @@ impl Auth0Client {
         client_secret: &SecretString,
     ) -> Result<CachedToken, BackendError> {
         let url = format!("{}/oauth/token", self.base_text);
-        let audience = format!("{}/api/v2/", self.base_text);
+        let audience = self.audience.clone();
         let started = Instant::now();
         let reply = retry::send(&self.policy, "get an access token", || {
             self.http.post(&url).form(&[
@@ -162,6 +170,17 @@ impl Auth0Client {
         .map_err(retry_error)?;
         if !reply.status.is_success() {
             let detail = oauth_message(&reply);
+            if audience_refused(&reply, &detail) {
+                return Err(BackendError::fatal(
+                    format!(
+                        "auth0 refused the token request for the audience `{audience}` (HTTP {}): {detail}",
+                        reply.status.as_u16()
+                    ),
+                    Some(format!(
+                        "set AUTH0_AUDIENCE (or --auth0-audience) to the Management API of the canonical tenant domain, e.g. https://dev-x.us.auth0.com/api/v2/: with a custom domain the audience stays the tenant's own domain (now `{audience}`)"
+                    )),
+                ));
+            }
             return Err(BackendError::fatal(
                 format!(
                     "auth0 refused the client credentials (HTTP {}): {detail}",
@@ -299,6 +318,22 @@ pub fn api_message(reply: &HttpReply) -> String {
         return m;
     }
     excerpt(reply)
+}
+
+/// Whether a refused token request names its audience: a 403 `access_denied` (the
+/// answer to a wrong audience, auth0-api.md §7 NEW; a bad secret is a 401), or a
+/// description mentioning the audience or "Service not found" (the exact wording is not
+/// in the sources read).
+fn audience_refused(reply: &HttpReply, detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    let access_denied = reply
+        .json::<serde_json::Value>()
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .is_some_and(|e| e == "access_denied");
+    (reply.status == StatusCode::FORBIDDEN && access_denied)
+        || lower.contains("audience")
+        || lower.contains("service not found")
 }
 
 /// The `error_description` (or `error`) of an OAuth error body.

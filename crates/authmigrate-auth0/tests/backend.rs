@@ -928,3 +928,36 @@ async fn paced_requests_at_the_rate_limit_get_no_429() {
         "the limit was reached"
     );
 }
+
+/// A tenant reached through a custom domain: the default audience (derived from the
+/// domain) is refused, and the error names AUTH0_AUDIENCE; the canonical audience works.
+#[tokio::test]
+async fn a_custom_domain_needs_the_canonical_audience_and_the_error_says_so() {
+    let sb = sandbox_with(
+        FaultConfig::default(),
+        Auth0Config {
+            canonical_domain: Some("dev-canonical.us.auth0.com".into()),
+            ..Auth0Config::default()
+        },
+    )
+    .await;
+    let err = Auth0Backend::new(settings(&sb))
+        .unwrap()
+        .prepare()
+        .await
+        .unwrap_err();
+    let (message, hint) = fatal_parts(err);
+    assert!(message.contains("audience"), "{message}");
+    assert!(
+        message.contains(&format!("{}/api/v2/", sb.base_url())),
+        "{message}"
+    );
+    assert!(hint.contains("AUTH0_AUDIENCE"), "{hint}");
+    assert!(!message.contains(sb.auth0().client_secret()));
+
+    let mut s = settings(&sb);
+    s.audience = Some("https://dev-canonical.us.auth0.com/api/v2/".into());
+    assert!(format!("{s:?}").contains("dev-canonical"));
+    assert!(!format!("{s:?}").contains(sb.auth0().client_secret()));
+    Auth0Backend::new(s).unwrap().prepare().await.unwrap();
+}

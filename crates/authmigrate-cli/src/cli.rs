@@ -239,6 +239,10 @@ pub struct Auth0Creds {
         hide_env_values = true
     )]
     pub client_secret: Option<Secret>,
+    /// Management API audience of the client-credentials request (default
+    /// `https://{AUTH0_DOMAIN}/api/v2/`); with a custom domain, the canonical tenant's
+    #[arg(long = "auth0-audience", env = "AUTH0_AUDIENCE")]
+    pub audience: Option<String>,
 }
 
 /// Authgear credentials and endpoint (flags override the environment and `.env`).
