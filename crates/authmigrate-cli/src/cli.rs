@@ -402,6 +402,10 @@ pub struct ExportArgs {
     /// Auth0: export only this connection (default: every connection)
     #[arg(long, help_heading = "Auth0")]
     pub connection: Option<String>,
+    /// The longest wait for the provider's export job before the export stops with an
+    /// error naming the job (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = authmigrate_core::driver::parse_duration)]
+    pub export_timeout: std::time::Duration,
     /// Auth0 credentials
     #[command(flatten, next_help_heading = "Auth0 credentials")]
     pub auth0: Auth0Creds,
@@ -425,6 +429,10 @@ pub struct MigrateArgs {
     /// An Auth0 password-hash export (from Auth0 support) to join to the users
     #[arg(long)]
     pub password_hashes: Option<PathBuf>,
+    /// The longest wait for the provider's export job before the export stops with an
+    /// error naming the job (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = authmigrate_core::driver::parse_duration)]
+    pub export_timeout: std::time::Duration,
     /// How the import runs
     #[command(flatten)]
     pub run: RunArgs,
