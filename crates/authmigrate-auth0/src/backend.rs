@@ -4,7 +4,6 @@
 //! The driver in `authmigrate_core::driver` does the chunking, pipelining,
 //! back-pressure and resuming; this module speaks Auth0's wire protocol only.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,6 +13,7 @@ use authmigrate_core::backend::{
     BackendError, Batch, Encoded, ImportBackend, JobId, JobState, Limits, Outcome, RecordFailure,
     RecordOutcome, Submit,
 };
+use authmigrate_core::delete::{Key, UserDirectory};
 use authmigrate_core::record::{HashAlgorithm, UserRecord};
 use authmigrate_core::retry::{self, HttpReply, Verdict};
 use rand::Rng;
@@ -24,7 +24,10 @@ use tokio::sync::OnceCell;
 
 use crate::client::{Auth0Client, api_message, auth_error};
 use crate::config::Auth0Settings;
-use crate::format::{self, AUTH0_ID_PREFIX};
+use crate::format;
+pub use crate::job_errors::DUPLICATED_USER;
+use crate::job_errors::{Summary, outcomes};
+use crate::users::Auth0Users;
 
 /// Auth0's hard limit on an import request's content, in bytes.
 pub const MAX_UPLOAD_BYTES: usize = 512_000;
@@ -182,6 +185,14 @@ impl Auth0Backend {
                 api_message(&reply)
             ))),
         }
+    }
+}
+
+fn key_name(key: &Key) -> &'static str {
+    match key {
+        Key::Email(_) => "e-mail",
+        Key::Username(_) => "username",
+        Key::Id(_) => "user_id",
     }
 }
 
@@ -416,9 +427,12 @@ impl ImportBackend for Auth0Backend {
         let bytes = bytes::Bytes::from(body.bytes);
         let url = self.client.api_url(&["jobs", "users-imports"]);
         let what = "create an import job";
+        // Not idempotent: a POST whose answer is lost may have created the job
+        // (auth0-api.md §2 NEW: even a 500 "Internal error." may have), so it is never
+        // sent again blindly; the driver resolves it as in doubt.
         let reply = self
             .client
-            .send_with(
+            .send_submission(
                 what,
                 |http| {
                     http.post(url.clone())
@@ -492,9 +506,14 @@ impl ImportBackend for Auth0Backend {
             200 => reply.json::<Value>().map_err(|e| {
                 BackendError::Transient(format!("job {job}: invalid job status from auth0: {e}"))
             })?,
+            // "Job not found.": job data is deleted 24 h after creation; whether it
+            // ran is unknown.
             404 => {
-                return Ok(JobState::Failed {
-                    reason: JOB_NOT_FOUND.to_owned(),
+                return Ok(JobState::Gone {
+                    reason: format!(
+                        "{JOB_NOT_FOUND}: auth0 answered 404 {}",
+                        api_message(&reply)
+                    ),
                 });
             }
             401 | 403 => return Err(auth_error(what, &reply)),
@@ -508,14 +527,20 @@ impl ImportBackend for Auth0Backend {
         let status = v.get("status").and_then(Value::as_str).unwrap_or_default();
         match status {
             "completed" => {}
+            // A job that ran and then failed (the 2 h timeout) or expired may have
+            // inserted part of its users (auth0-api.md §2 NEW): in doubt, never failed
+            // records. Its `/errors` would be the job object (oneOf b) or a 204, which
+            // say nothing per user, so it is not read.
             "failed" | "expired" => {
                 let details = v
                     .get("status_details")
                     .and_then(Value::as_str)
                     .filter(|s| !s.is_empty());
-                return Ok(JobState::Failed {
-                    reason: details.map_or_else(|| format!("job {status}"), str::to_owned),
-                });
+                let reason = match details {
+                    Some(d) => format!("job {job} ended {status}: {d}"),
+                    None => format!("job {job} ended {status}"),
+                };
+                return Ok(JobState::InDoubt { reason });
             }
             _ => {
                 let percent = v
@@ -526,8 +551,8 @@ impl ImportBackend for Auth0Backend {
             }
         }
         let Some(errors) = self.job_errors(job).await? else {
-            return Ok(JobState::Failed {
-                reason: JOB_NOT_FOUND.to_owned(),
+            return Ok(JobState::Gone {
+                reason: format!("{JOB_NOT_FOUND}: its errors list answered 404"),
             });
         };
         let summary = Summary::of(&v);
@@ -539,357 +564,55 @@ impl ImportBackend for Auth0Backend {
             self.settings.upsert,
         )))
     }
-}
 
-/// A completed job's `summary`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Summary {
-    failed: Option<u64>,
-    updated: u64,
-    inserted: u64,
-}
-
-impl Summary {
-    fn of(job: &Value) -> Self {
-        let s = job.get("summary");
-        let n = |k: &str| s.and_then(|s| s.get(k)).and_then(Value::as_u64);
-        Self {
-            failed: n("failed"),
-            updated: n("updated").unwrap_or(0),
-            inserted: n("inserted").unwrap_or(0),
+    /// Looks each record of a batch in doubt up at Auth0, as `delete` does
+    /// ([`crate::users`]): by e-mail (`users-by-email`, immediately consistent, only
+    /// users of the configured connection), else by `user_id` (`GET /users/auth0|…`),
+    /// else by username (user search, eventually consistent: a user just imported may
+    /// not be found yet, and is then sent again and answered `DUPLICATED_USER`, which
+    /// the driver counts as the earlier attempt's work). A record found is `skipped`
+    /// with its user id. With `upsert`, found users must still be updated, so the whole
+    /// batch is sent again (`Ok(None)`).
+    async fn resolve(
+        &self,
+        batch: &Batch,
+    ) -> Result<Option<Vec<Option<RecordOutcome>>>, BackendError> {
+        if self.settings.upsert {
+            return Ok(None);
         }
-    }
-}
-
-/// The identifying fields of one bulk-import user.
-#[derive(Debug, Default)]
-struct Keys {
-    email: Option<String>,
-    user_id: Option<String>,
-    username: Option<String>,
-}
-
-impl Keys {
-    fn of(v: &Value) -> Self {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        Self {
-            email: s("email"),
-            user_id: s("user_id"),
-            username: s("username"),
-        }
-    }
-
-    /// Whether `other` (a user from `/errors`) names this record: by email, else
-    /// user_id, else username.
-    fn matches(&self, other: &Keys) -> bool {
-        if let Some(e) = &other.email {
-            return self
-                .email
-                .as_deref()
-                .is_some_and(|m| m == e || m.eq_ignore_ascii_case(e));
-        }
-        if let Some(id) = &other.user_id {
-            return self.user_id.as_deref() == Some(id.as_str());
-        }
-        if let Some(u) = &other.username {
-            return self.username.as_deref() == Some(u.as_str());
-        }
-        false
-    }
-}
-
-/// Whether a user from `/errors` equals a record as sent, where the redacted `*****`
-/// stands for any string.
-fn same_user(returned: &Value, sent: &Value) -> bool {
-    match (returned, sent) {
-        (Value::String(r), Value::String(_)) if r == "*****" => true,
-        (Value::Object(r), Value::Object(s)) => {
-            r.len() == s.len()
-                && r.iter()
-                    .all(|(k, rv)| s.get(k).is_some_and(|sv| same_user(rv, sv)))
-        }
-        (Value::Array(r), Value::Array(s)) => {
-            r.len() == s.len() && r.iter().zip(s).all(|(a, b)| same_user(a, b))
-        }
-        (r, s) => r == s,
-    }
-}
-
-/// Maps a completed job's errors back to batch positions and builds one outcome per
-/// record, in batch order.
-fn outcomes(
-    job: &JobId,
-    batch: &Batch,
-    errors: &[Value],
-    summary: Summary,
-    upsert: bool,
-) -> Vec<RecordOutcome> {
-    let sent: Vec<Value> = batch
-        .records
-        .iter()
-        .map(|r| serde_json::from_slice(&r.json).unwrap_or(Value::Null))
-        .collect();
-    let keys: Vec<Keys> = sent.iter().map(Keys::of).collect();
-    let mut failures: Vec<Option<RecordFailure>> = vec![None; batch.records.len()];
-    let mut matched = HashSet::new();
-    let mut unmatched = 0usize;
-    for entry in errors {
-        let user = entry.get("user").cloned().unwrap_or(Value::Null);
-        let failure = failure_of(entry);
-        // "already provided": the entry is a later occurrence in the file.
-        let later = failure.message.contains("already provided");
-        let wanted = Keys::of(&user);
-        let candidates: Vec<usize> = (0..sent.len())
-            .filter(|i| !matched.contains(i) && keys[*i].matches(&wanted))
-            .collect();
-        let exact: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|i| same_user(&user, &sent[*i]))
-            .collect();
-        let pool = if exact.is_empty() {
-            &candidates
-        } else {
-            &exact
-        };
-        let pick = if later { pool.last() } else { pool.first() };
-        match pick {
-            Some(&i) => {
-                matched.insert(i);
-                failures[i] = Some(failure);
-            }
-            None => {
-                unmatched += 1;
-                tracing::warn!(
-                    job = %job,
-                    chunk = batch.chunk,
-                    code = %failure.code,
-                    "an error entry of the job matches no record of its batch"
-                );
-            }
-        }
-    }
-    let mut job_warnings = Vec::new();
-    if unmatched > 0 {
-        job_warnings.push(format!(
-            "job {job}: {unmatched} error entr{} matched no record of the batch",
-            if unmatched == 1 { "y" } else { "ies" }
-        ));
-    }
-    if let Some(failed) = summary.failed
-        && failed != matched.len() as u64
-    {
-        tracing::warn!(
-            job = %job,
-            summary_failed = failed,
-            matched = matched.len(),
-            "the job's summary disagrees with its errors list"
-        );
-        job_warnings.push(format!(
-            "job {job}: auth0's summary counts {failed} failed user(s) but {} error entr{} matched",
-            matched.len(),
-            if matched.len() == 1 { "y" } else { "ies" }
-        ));
-    }
-    let (success, mixed) = if !upsert || summary.updated == 0 {
-        (Outcome::Inserted, false)
-    } else if summary.inserted == 0 {
-        (Outcome::Updated, false)
-    } else {
-        (Outcome::Inserted, true)
-    };
-    failures
-        .into_iter()
-        .zip(&keys)
-        .enumerate()
-        .map(|(position, (failure, k))| {
-            let outcome = match failure {
-                Some(f) => RecordOutcome::failed(f),
-                None => {
-                    let user_id = k
-                        .user_id
-                        .as_ref()
-                        .map(|id| format!("{AUTH0_ID_PREFIX}{id}"));
-                    let mut o = RecordOutcome::success(success, user_id);
-                    if mixed {
-                        o.warnings.push(format!(
-                            "job {job} updated {} and inserted {} user(s); auth0 does not say which, so this one is counted as inserted",
-                            summary.updated, summary.inserted
-                        ));
-                    }
-                    o
-                }
+        let users = Auth0Users::with_client(self.client.clone(), self.settings.connection.clone());
+        let mut out = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            let v: Value = serde_json::from_slice(&record.json).unwrap_or(Value::Null);
+            let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+            let key = if let Some(e) = text("email") {
+                Key::Email(e)
+            } else if let Some(id) = text("user_id") {
+                Key::Id(format!("{}{id}", format::AUTH0_ID_PREFIX))
+            } else if let Some(u) = text("username") {
+                Key::Username(u)
+            } else {
+                out.push(None);
+                continue;
             };
-            // Job-level warnings go on the batch's first record only (once per job).
-            if position == 0 {
-                outcome.with_warnings(job_warnings.iter().cloned())
-            } else {
-                outcome
-            }
-        })
-        .collect()
-}
-
-/// The failure of one `/errors` entry: the first error's code, all messages joined.
-fn failure_of(entry: &Value) -> RecordFailure {
-    let errs: Vec<&Value> = entry
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let code = errs
-        .first()
-        .and_then(|e| e.get("code"))
-        .and_then(Value::as_str)
-        .unwrap_or("IMPORT_ERROR")
-        .to_owned();
-    let messages: Vec<String> = errs
-        .iter()
-        .filter_map(|e| {
-            let m = e.get("message").and_then(Value::as_str)?;
-            let path = e.get("path").and_then(Value::as_str).unwrap_or_default();
-            Some(if path.is_empty() || m.contains(path) {
-                m.to_owned()
-            } else {
-                format!("{m} (path `{path}`)")
-            })
-        })
-        .collect();
-    let message = if messages.is_empty() {
-        "auth0 rejected this user without a message".to_owned()
-    } else {
-        messages.join("; ")
-    };
-    RecordFailure::new(code, message)
+            let found = users.lookup(&key).await?;
+            out.push(found.first().map(|u| {
+                let mut o = RecordOutcome::success(Outcome::Skipped, Some(u.id.clone()));
+                o.code = Some("FOUND_AFTER_IN_DOUBT".to_owned());
+                o.message = Some(format!(
+                    "the user with this {} was found at auth0 after an import in doubt; not sent again",
+                    key_name(&key)
+                ));
+                o
+            }));
+        }
+        Ok(Some(out))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use authmigrate_core::backend::BatchRecord;
-    use serde_json::json;
-
-    fn batch(users: &[Value]) -> Batch {
-        Batch {
-            chunk: 0,
-            records: users
-                .iter()
-                .enumerate()
-                .map(|(i, u)| BatchRecord {
-                    index: i as u64,
-                    label: None,
-                    json: serde_json::to_vec(u).unwrap(),
-                    warnings: vec![],
-                })
-                .collect(),
-        }
-    }
-
-    fn err(user: Value, code: &str, message: &str) -> Value {
-        json!({"user": user, "errors": [{"code": code, "message": message, "path": ""}]})
-    }
-
-    #[test]
-    fn duplicates_map_to_the_later_occurrence_and_hashes_are_wildcards() {
-        let users = [
-            json!({"email":"a@x.com","password_hash":"$2b$04$aaa"}),
-            json!({"email":"b@x.com"}),
-            json!({"email":"a@x.com","password_hash":"$2b$04$aaa"}),
-            json!({"email":"c@x.com","name":"C"}),
-            json!({"email":"c@x.com","name":"C2"}),
-        ];
-        let errors = [
-            err(
-                json!({"email":"a@x.com","password_hash":"*****"}),
-                "DUPLICATED_USER",
-                "A user with this email was already provided.",
-            ),
-            err(
-                json!({"email":"c@x.com","name":"C"}),
-                "DUPLICATED_USER",
-                "The user already exist and upsert parameter is false",
-            ),
-            err(
-                json!({"email":"c@x.com","name":"C2"}),
-                "DUPLICATED_USER",
-                "A user with this email was already provided.",
-            ),
-        ];
-        let job = JobId("job_1".into());
-        let summary = Summary {
-            failed: Some(3),
-            updated: 0,
-            inserted: 2,
-        };
-        let out = outcomes(&job, &batch(&users), &errors, summary, false);
-        let kinds: Vec<Outcome> = out.iter().map(|o| o.outcome).collect();
-        assert_eq!(
-            kinds,
-            [
-                Outcome::Inserted,
-                Outcome::Inserted,
-                Outcome::Failed,
-                Outcome::Failed,
-                Outcome::Failed
-            ]
-        );
-        assert_eq!(out[2].code.as_deref(), Some("DUPLICATED_USER"));
-        assert!(out.iter().all(|o| o.warnings.is_empty()));
-    }
-
-    #[test]
-    fn unmatched_entries_and_summary_mismatch_warn() {
-        let users = [json!({"email":"a@x.com"})];
-        let errors = [err(json!({"email":"zz@x.com"}), "FORMAT", "bad")];
-        let summary = Summary {
-            failed: Some(1),
-            updated: 0,
-            inserted: 0,
-        };
-        let out = outcomes(&JobId("j".into()), &batch(&users), &errors, summary, false);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].outcome, Outcome::Inserted);
-        assert_eq!(out[0].warnings.len(), 2, "{:?}", out[0].warnings);
-    }
-
-    #[test]
-    fn several_messages_are_joined() {
-        let e = json!({"user": {}, "errors": [
-            {"code":"FORMAT","message":"bad format","path":"email"},
-            {"code":"INVALID_TYPE","message":"not a bool","path":"blocked"}]});
-        let f = failure_of(&e);
-        assert_eq!(f.code, "FORMAT");
-        assert_eq!(
-            f.message,
-            "bad format (path `email`); not a bool (path `blocked`)"
-        );
-    }
-
-    #[test]
-    fn upsert_outcomes_follow_the_summary() {
-        let users = [
-            json!({"email":"a@x.com","user_id":"u1"}),
-            json!({"email":"b@x.com"}),
-        ];
-        let job = JobId("j".into());
-        let s = |updated, inserted| Summary {
-            failed: Some(0),
-            updated,
-            inserted,
-        };
-        let all = |o: &[RecordOutcome]| o.iter().map(|o| o.outcome).collect::<Vec<_>>();
-        let out = outcomes(&job, &batch(&users), &[], s(2, 0), true);
-        assert_eq!(all(&out), [Outcome::Updated, Outcome::Updated]);
-        assert_eq!(out[0].user_id.as_deref(), Some("auth0|u1"));
-        let out = outcomes(&job, &batch(&users), &[], s(0, 2), true);
-        assert_eq!(all(&out), [Outcome::Inserted, Outcome::Inserted]);
-        let out = outcomes(&job, &batch(&users), &[], s(1, 1), true);
-        assert_eq!(all(&out), [Outcome::Inserted, Outcome::Inserted]);
-        assert_eq!(out[0].warnings.len(), 1);
-        // Without upsert, the summary's `updated` is ignored.
-        let out = outcomes(&job, &batch(&users), &[], s(2, 0), false);
-        assert_eq!(all(&out), [Outcome::Inserted, Outcome::Inserted]);
-    }
 
     #[test]
     fn connection_ids() {

@@ -1,13 +1,19 @@
 //! A small Management API client: base URL, bearer token (static or client
 //! credentials, cached and refreshed), and every call through the shared
-//! [`retry`](authmigrate_core::retry) policy.
+//! [`retry`](authmigrate_core::retry) policy and the client's one
+//! [`Pacer`]: every Management API request of every task sharing the client
+//! (imports, look-ups, deletes, tenant crawls) waits for its permit, and every answer's
+//! `x-ratelimit-*` headers feed it, so a paced run is not refused with 429s.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use authmigrate_core::backend::BackendError;
-use authmigrate_core::retry::{self, HttpReply, RetryError, RetryPolicy, Verdict};
+use authmigrate_core::pace::Pacer;
+use authmigrate_core::retry::{
+    self, Call, HttpReply, Idempotency, RetryError, RetryPolicy, Verdict,
+};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -32,9 +38,11 @@ pub struct Auth0Client {
     base: Url,
     base_text: String,
     auth: Auth0Auth,
+    audience: String,
     policy: RetryPolicy,
     cache: tokio::sync::Mutex<Option<CachedToken>>,
     tokens_fetched: AtomicU64,
+    pacer: Pacer,
 }
 
 impl fmt::Debug for Auth0Client {
@@ -42,6 +50,7 @@ impl fmt::Debug for Auth0Client {
         f.debug_struct("Auth0Client")
             .field("base", &self.base_text)
             .field("auth", &self.auth)
+            .field("audience", &self.audience)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
@@ -62,14 +71,21 @@ impl Auth0Client {
             .user_agent(concat!("authmigrate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BackendError::fatal(format!("cannot build the http client: {e}"), None))?;
+        let base_text = base_text(&base);
+        let audience = settings
+            .audience
+            .clone()
+            .unwrap_or_else(|| format!("{base_text}/api/v2/"));
         Ok(Self {
             http,
-            base_text: base_text(&base),
+            audience,
+            base_text,
             base,
             auth: settings.auth.clone(),
             policy: settings.retry.clone(),
             cache: tokio::sync::Mutex::new(None),
             tokens_fetched: AtomicU64::new(0),
+            pacer: Pacer::new(),
         })
     }
 
@@ -81,6 +97,11 @@ impl Auth0Client {
     /// The retry policy.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy
+    }
+
+    /// The pacer every Management API request of this client goes through.
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
     }
 
     /// How many access tokens were fetched with client credentials so far.
@@ -135,7 +156,7 @@ impl Auth0Client {
         client_secret: &SecretString,
     ) -> Result<CachedToken, BackendError> {
         let url = format!("{}/oauth/token", self.base_text);
-        let audience = format!("{}/api/v2/", self.base_text);
+        let audience = self.audience.clone();
         let started = Instant::now();
         let reply = retry::send(&self.policy, "get an access token", || {
             self.http.post(&url).form(&[
@@ -149,6 +170,17 @@ impl Auth0Client {
         .map_err(retry_error)?;
         if !reply.status.is_success() {
             let detail = oauth_message(&reply);
+            if audience_refused(&reply, &detail) {
+                return Err(BackendError::fatal(
+                    format!(
+                        "auth0 refused the token request for the audience `{audience}` (HTTP {}): {detail}",
+                        reply.status.as_u16()
+                    ),
+                    Some(format!(
+                        "set AUTH0_AUDIENCE (or --auth0-audience) to the Management API of the canonical tenant domain, e.g. https://dev-x.us.auth0.com/api/v2/: with a custom domain the audience stays the tenant's own domain (now `{audience}`)"
+                    )),
+                ));
+            }
             return Err(BackendError::fatal(
                 format!(
                     "auth0 refused the client credentials (HTTP {}): {detail}",
@@ -185,15 +217,45 @@ impl Auth0Client {
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
         classify: impl Fn(&HttpReply) -> Verdict + Copy,
     ) -> Result<HttpReply, BackendError> {
+        self.send_mode(what, Idempotency::Idempotent, make, classify)
+            .await
+    }
+
+    /// [`Auth0Client::send_with`] for a request that must not be sent twice (a job
+    /// submission): it is sent again only when it certainly did not reach Auth0 (a
+    /// connection error) or was refused unprocessed (429, 401); a timeout, a lost
+    /// connection or a 5xx after sending is [`BackendError::InDoubt`].
+    pub async fn send_submission(
+        &self,
+        what: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+        classify: impl Fn(&HttpReply) -> Verdict + Copy,
+    ) -> Result<HttpReply, BackendError> {
+        self.send_mode(what, Idempotency::NotIdempotent, make, classify)
+            .await
+    }
+
+    async fn send_mode(
+        &self,
+        what: &str,
+        idempotency: Idempotency,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+        classify: impl Fn(&HttpReply) -> Verdict + Copy,
+    ) -> Result<HttpReply, BackendError> {
+        let call = Call {
+            idempotency,
+            pacer: Some(&self.pacer),
+        };
         let token = self.token().await?;
-        let reply = self.send_once(what, &make, classify, &token).await?;
+        let reply = self.send_once(what, call, &make, classify, &token).await?;
         if reply.status == StatusCode::UNAUTHORIZED
             && matches!(self.auth, Auth0Auth::ClientCredentials { .. })
         {
+            // A 401 is refused before anything is done: safe to send again.
             tracing::info!(what, "access token refused: refreshing it once");
             self.invalidate(&token).await;
             let token = self.token().await?;
-            return self.send_once(what, &make, classify, &token).await;
+            return self.send_once(what, call, &make, classify, &token).await;
         }
         Ok(reply)
     }
@@ -216,13 +278,15 @@ impl Auth0Client {
     async fn send_once(
         &self,
         what: &str,
+        call: Call<'_>,
         make: &impl Fn(&reqwest::Client) -> RequestBuilder,
         classify: impl Fn(&HttpReply) -> Verdict,
         token: &SecretString,
     ) -> Result<HttpReply, BackendError> {
-        retry::send_with(
+        retry::send_call(
             &self.policy,
             what,
+            call,
             || make(&self.http).bearer_auth(token.expose_secret()),
             classify,
         )
@@ -231,10 +295,12 @@ impl Auth0Client {
     }
 }
 
-/// Retries ran out → transient; a request that cannot be built → fatal.
+/// Retries ran out → transient; a request that cannot be built → fatal; a
+/// submission whose answer was lost → in doubt.
 pub(crate) fn retry_error(e: RetryError) -> BackendError {
     match e {
         RetryError::Build(m) => BackendError::fatal(m, None),
+        e @ RetryError::InDoubt { .. } => BackendError::InDoubt(e.to_string()),
         other => BackendError::Transient(other.to_string()),
     }
 }
@@ -252,6 +318,22 @@ pub fn api_message(reply: &HttpReply) -> String {
         return m;
     }
     excerpt(reply)
+}
+
+/// Whether a refused token request names its audience: a 403 `access_denied` (the
+/// answer to a wrong audience, auth0-api.md §7 NEW; a bad secret is a 401), or a
+/// description mentioning the audience or "Service not found" (the exact wording is not
+/// in the sources read).
+fn audience_refused(reply: &HttpReply, detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    let access_denied = reply
+        .json::<serde_json::Value>()
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .is_some_and(|e| e == "access_denied");
+    (reply.status == StatusCode::FORBIDDEN && access_denied)
+        || lower.contains("audience")
+        || lower.contains("service not found")
 }
 
 /// The `error_description` (or `error`) of an OAuth error body.

@@ -50,6 +50,11 @@ pub struct Auth0Settings {
     pub domain: String,
     /// Credentials.
     pub auth: Auth0Auth,
+    /// The Management API audience of the client-credentials request
+    /// (`AUTH0_AUDIENCE`). `None`: `{base URL}/api/v2/`, derived from
+    /// [`Auth0Settings::domain`]. With a custom domain the audience stays the canonical
+    /// tenant domain (`https://dev-x.us.auth0.com/api/v2/`, auth0-api.md §7 NEW).
+    pub audience: Option<String>,
     /// The database connection's NAME (resolved to its `con_…` id by `prepare`).
     pub connection: String,
     /// Update users that already exist (`upsert=true`).
@@ -69,6 +74,7 @@ impl fmt::Debug for Auth0Settings {
         f.debug_struct("Auth0Settings")
             .field("domain", &self.domain)
             .field("auth", &self.auth)
+            .field("audience", &self.audience)
             .field("connection", &self.connection)
             .field("upsert", &self.upsert)
             .field("send_completion_email", &self.send_completion_email)
@@ -86,6 +92,7 @@ impl Auth0Settings {
         Self {
             domain: domain.into(),
             auth,
+            audience: None,
             connection: DEFAULT_CONNECTION.to_owned(),
             upsert: false,
             send_completion_email: false,
@@ -95,8 +102,8 @@ impl Auth0Settings {
         }
     }
 
-    /// Reads `AUTH0_DOMAIN` and either `AUTH0_TOKEN` or `AUTH0_CLIENT_ID` plus
-    /// `AUTH0_CLIENT_SECRET` from the environment; everything else is the default of
+    /// Reads `AUTH0_DOMAIN`, either `AUTH0_TOKEN` or `AUTH0_CLIENT_ID` plus
+    /// `AUTH0_CLIENT_SECRET`, and the optional `AUTH0_AUDIENCE` from the environment; everything else is the default of
     /// [`Auth0Settings::new`].
     pub fn from_env() -> Result<Self, BackendError> {
         Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
@@ -137,7 +144,9 @@ impl Auth0Settings {
                 ));
             }
         };
-        Ok(Self::new(domain, auth))
+        let mut settings = Self::new(domain, auth);
+        settings.audience = get("AUTH0_AUDIENCE");
+        Ok(settings)
     }
 
     /// The tenant's base URL (no trailing slash), checked: see [`base_url`].

@@ -61,6 +61,14 @@ pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(250);
 /// Longest wait between two polls of the export job.
 pub const MAX_POLL_DELAY: Duration = Duration::from_secs(5);
 
+/// How long an export job may run before the export gives up (`--export-timeout`).
+/// Auth0 runs one export job at a time per tenant and times jobs out itself after 2 h
+/// ("User import jobs time out after two (2) hours"; exports are queued the same way):
+/// waiting longer than that cannot help.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+/// How often the wait for an export job is reported (`tracing` info).
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
 /// Scopes the export needs, for hints.
 pub const EXPORT_SCOPES: &str = "read:users, read:connections";
 
@@ -83,11 +91,22 @@ pub async fn export_users(
     options: &ExportOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<ExportStats, BackendError> {
+    export_users_within(settings, options, DEFAULT_EXPORT_TIMEOUT, out).await
+}
+
+/// [`export_users`] with an overall deadline for the export job (`--export-timeout`):
+/// a job still running after `timeout` ends the export with an error naming the job.
+pub async fn export_users_within(
+    settings: &Auth0Settings,
+    options: &ExportOptions,
+    timeout: Duration,
+    out: &mut (dyn Write + Send),
+) -> Result<ExportStats, BackendError> {
     let client = Auth0Client::new(settings)?;
     let body = request_body(&client, options).await?;
     let job = create_job(&client, &body).await?;
     tracing::info!(job = %job, "auth0 users export job created");
-    let location = wait_for_location(&client, &job).await?;
+    let location = wait_for_location(&client, &job, timeout).await?;
     let http = download_client()?;
     let mut sink = LineSink::new(out);
     let what = format!("the users export of job {job}");
@@ -270,7 +289,7 @@ async fn create_job(client: &Auth0Client, body: &Value) -> Result<String, Backen
 
 /// A completed job's state, or why it is not usable.
 enum Poll {
-    Running,
+    Running(Option<u64>),
     Completed(Option<String>),
 }
 
@@ -318,26 +337,79 @@ async fn read_job(client: &Auth0Client, job: &str) -> Result<Poll, BackendError>
                 ),
             ))
         }
-        _ => Ok(Poll::Running),
+        _ => Ok(Poll::Running(
+            v.get("percentage_done").and_then(Value::as_u64),
+        )),
     }
 }
 
-/// Polls the job (250 ms, ×1.5, at most 5 s apart) until it completes; returns its
-/// download link.
-async fn wait_for_location(client: &Auth0Client, job: &str) -> Result<String, BackendError> {
+/// Polls the job (250 ms, ×1.5, at most 5 s apart) until it completes or `timeout`
+/// has passed; returns its download link. Says every [`PROGRESS_EVERY`] what it waits
+/// for, for how long, and the percent Auth0 gives.
+async fn wait_for_location(
+    client: &Auth0Client,
+    job: &str,
+    timeout: Duration,
+) -> Result<String, BackendError> {
+    let start = tokio::time::Instant::now();
     let mut delay = FIRST_POLL_DELAY;
+    let mut reported = Duration::ZERO;
     loop {
-        if let Poll::Completed(location) = read_job(client, job).await? {
-            return location.ok_or_else(|| {
-                BackendError::fatal(
-                    format!("users export job {job} completed without a download location"),
-                    None,
-                )
-            });
+        let percent = match read_job(client, job).await? {
+            Poll::Completed(location) => {
+                return location.ok_or_else(|| {
+                    BackendError::fatal(
+                        format!("users export job {job} completed without a download location"),
+                        None,
+                    )
+                });
+            }
+            Poll::Running(percent) => percent,
+        };
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(export_timeout(job, timeout, percent));
         }
-        tokio::time::sleep(delay).await;
+        if waited >= reported + PROGRESS_EVERY {
+            reported = waited;
+            tracing::info!(
+                job,
+                waited_s = waited.as_secs(),
+                percent = percent.map_or_else(|| "unknown".to_owned(), |p| format!("{p}%")),
+                "waiting for the auth0 users export job"
+            );
+        }
+        tokio::time::sleep(delay.min(timeout - waited)).await;
         delay = delay.mul_f64(1.5).min(MAX_POLL_DELAY);
     }
+}
+
+/// `2h`, `90m`, `45s`: a duration as `--export-timeout` takes it.
+pub(crate) fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s > 0 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s > 0 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else if s > 0 {
+        format!("{s}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// The error when an export job did not finish within `--export-timeout`.
+pub(crate) fn export_timeout(job: &str, timeout: Duration, percent: Option<u64>) -> BackendError {
+    let done = percent.map_or_else(String::new, |p| format!(" ({p}% done)"));
+    BackendError::fatal(
+        format!(
+            "users export job {job} did not finish within the export timeout of {}{done}",
+            human(timeout)
+        ),
+        Some(format!(
+            "the job may still finish at auth0 (job data is kept 24 h): run the export again with a longer --export-timeout (e.g. --export-timeout 4h); GET /api/v2/jobs/{job} shows its state"
+        )),
+    )
 }
 
 /// A fresh download link for a completed job.

@@ -15,6 +15,7 @@ pub mod create;
 pub mod expect;
 pub mod export;
 pub mod format;
+mod job_errors;
 pub mod tenant;
 pub mod tickets;
 pub mod users;

@@ -12,13 +12,12 @@
 //!   delete); 204 = deleted. Deleting an id twice answers 204 again (go-auth0's
 //!   recordings, in shared/docs/auth0-rbac-orgs-mfa.md §3).
 //!
-//! Every request goes through [`Auth0Client`] (retries, token refresh) and a small
-//! pacer that reads `x-ratelimit-remaining` / `x-ratelimit-reset` on every reply and
-//! holds requests back while the bucket is empty, so concurrent deletes reach the
-//! tenant's rate without being refused.
+//! Every request goes through [`Auth0Client`] (retries, token refresh and the
+//! client's shared pacer, `authmigrate_core::pace`, which reads `x-ratelimit-*` on
+//! every reply and holds requests back while the bucket is empty), so concurrent
+//! deletes reach the tenant's rate without being refused.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use authmigrate_core::backend::BackendError;
@@ -38,22 +37,31 @@ pub const DELETE_SCOPES: &str =
 /// The Auth0 [`UserDirectory`].
 #[derive(Debug)]
 pub struct Auth0Users {
-    client: Auth0Client,
+    client: Arc<Auth0Client>,
     connection: String,
-    pacer: Pacer,
-    /// For the users-export job of a bulk look-up.
-    settings: Auth0Settings,
+    /// For the users-export job of a bulk look-up (`None` over a borrowed client:
+    /// look-ups one by one).
+    settings: Option<Auth0Settings>,
 }
 
 impl Auth0Users {
     /// A directory for the settings' tenant and connection (no request is sent).
     pub fn new(settings: &Auth0Settings) -> Result<Self, BackendError> {
         Ok(Self {
-            client: Auth0Client::new(settings)?,
+            client: Arc::new(Auth0Client::new(settings)?),
             connection: settings.connection.clone(),
-            pacer: Pacer::default(),
-            settings: settings.clone(),
+            settings: Some(settings.clone()),
         })
+    }
+
+    /// A directory over an existing client (sharing its token and pacer), for the
+    /// users of `connection`.
+    pub fn with_client(client: Arc<Auth0Client>, connection: impl Into<String>) -> Self {
+        Self {
+            client,
+            connection: connection.into(),
+            settings: None,
+        }
     }
 
     async fn call(
@@ -62,13 +70,10 @@ impl Auth0Users {
         method: Method,
         url: url::Url,
     ) -> Result<HttpReply, BackendError> {
-        let seq = self.pacer.acquire().await;
         let reply = self
             .client
             .send(what, |http| http.request(method.clone(), url.clone()))
-            .await;
-        self.pacer.observe(seq, reply.as_ref().ok());
-        let reply = reply?;
+            .await?;
         if matches!(
             reply.status,
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
@@ -194,10 +199,13 @@ impl UserDirectory for Auth0Users {
     /// One users-export job of the connection instead of a look-up per key, from
     /// [`crate::users_bulk::BULK_MIN_KEYS`] keys on (see [`crate::users_bulk`]).
     async fn lookup_many(&self, keys: &[Key]) -> Result<Option<Vec<Vec<FoundUser>>>, BackendError> {
+        let Some(settings) = &self.settings else {
+            return Ok(None);
+        };
         if keys.len() < crate::users_bulk::BULK_MIN_KEYS {
             return Ok(None);
         }
-        crate::users_bulk::lookup_many(&self.settings, &self.connection, keys)
+        crate::users_bulk::lookup_many(settings, &self.connection, keys)
             .await
             .map(Some)
     }
@@ -233,86 +241,4 @@ fn path_id(id: &str) -> String {
         }
     }
     out
-}
-
-/// Holds requests back while Auth0's bucket is empty.
-///
-/// Every request gets a sequence number when it is let through. A reply's
-/// `x-ratelimit-remaining` is the server's count when it served that request; the
-/// requests let through after it may already have spent tokens, so a reply allows
-/// at most `remaining - (requests let through since)`. Concurrent requests reach the
-/// server in any order, so a reply never raises the budget: it only lowers it. At a
-/// budget of zero, requests wait for `x-ratelimit-reset` (UNIX seconds, when tokens
-/// are added), then one request goes alone and its reply sets the budget afresh
-/// (the tokens added meanwhile). Without the headers nothing is held back.
-#[derive(Debug, Default)]
-struct Pacer {
-    state: Mutex<PaceState>,
-}
-
-#[derive(Debug, Default)]
-struct PaceState {
-    remaining: Option<u64>,
-    reset: Option<Instant>,
-    in_flight: u64,
-    /// Requests let through so far.
-    sent: u64,
-    /// The request sent alone after the bucket was empty, whose reply sets the budget.
-    probe: Option<u64>,
-}
-
-impl Pacer {
-    /// Waits for a token; returns the request's sequence number.
-    async fn acquire(&self) -> u64 {
-        loop {
-            let wait = {
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                let now = Instant::now();
-                match (s.remaining, s.reset) {
-                    (Some(0), Some(reset)) if reset > now => Some(reset - now),
-                    (Some(0), _) if s.in_flight > 0 => Some(Duration::from_millis(20)),
-                    (r, _) => {
-                        s.remaining = r.map(|r| r.saturating_sub(1));
-                        s.in_flight += 1;
-                        s.sent += 1;
-                        if r == Some(0) {
-                            s.probe = Some(s.sent);
-                        }
-                        return s.sent;
-                    }
-                }
-            };
-            if let Some(w) = wait {
-                tokio::time::sleep(w).await;
-            }
-        }
-    }
-
-    fn observe(&self, seq: u64, reply: Option<&HttpReply>) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.in_flight = s.in_flight.saturating_sub(1);
-        let Some(reply) = reply else { return };
-        let header = |name: &str| -> Option<u64> {
-            reply.headers.get(name)?.to_str().ok()?.trim().parse().ok()
-        };
-        let (Some(remaining), Some(reset)) =
-            (header("x-ratelimit-remaining"), header("x-ratelimit-reset"))
-        else {
-            return;
-        };
-        let allowed = remaining.saturating_sub(s.sent - seq);
-        s.remaining = match s.remaining {
-            Some(budget) if s.probe != Some(seq) => Some(budget.min(allowed)),
-            _ => Some(allowed),
-        };
-        if s.probe == Some(seq) {
-            s.probe = None;
-        }
-        tracing::trace!(seq, sent = s.sent, header = remaining, budget = ?s.remaining, reset, "pacer");
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let until = Duration::from_secs(reset).saturating_sub(now_unix);
-        s.reset = Some(Instant::now() + until);
-    }
 }

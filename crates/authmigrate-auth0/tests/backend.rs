@@ -8,7 +8,8 @@ use std::time::Duration;
 use authmigrate_auth0::backend::{MAX_UPLOAD_BYTES, is_connection_id};
 use authmigrate_auth0::{Auth0Auth, Auth0Backend, Auth0Settings};
 use authmigrate_core::backend::{
-    BackendError, Batch, BatchRecord, ImportBackend, Outcome, RecordOutcome, Submit,
+    BackendError, Batch, BatchRecord, ImportBackend, JobId, JobState, Outcome, RecordOutcome,
+    Submit,
 };
 use authmigrate_core::driver::{self, DriverOptions, Event, InputRecord, Observer, Summary};
 use authmigrate_core::generate::GenerateOptions;
@@ -16,7 +17,7 @@ use authmigrate_core::record::{JsonObject, PasswordHash};
 use authmigrate_core::retry::RetryPolicy;
 use authmigrate_core::{Error, UserRecord};
 use authmigrate_sandbox::auth0::Auth0Config;
-use authmigrate_sandbox::{FaultConfig, Sandbox, SandboxConfig};
+use authmigrate_sandbox::{FaultConfig, RateLimit, Sandbox, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -253,9 +254,11 @@ async fn big_import_fills_files_keeps_two_jobs_and_passwords_log_in() {
 async fn a_429_storm_and_a_5xx_storm_still_complete() {
     for faults in [
         FaultConfig {
+            // Each burst says the bucket is empty until the next second: the pacer
+            // holds everything back until then (plus its one-second slack).
             seed: 3,
             burst_429: Some((3, 2)),
-            max_faults: Some(30),
+            max_faults: Some(8),
             ..FaultConfig::default()
         },
         FaultConfig {
@@ -268,7 +271,14 @@ async fn a_429_storm_and_a_5xx_storm_still_complete() {
         let sb = sandbox_with(faults.clone(), Auth0Config::default()).await;
         let users = cheap(600, "storm", 1500);
         let backend = Auth0Backend::new(settings(&sb)).unwrap();
-        let (summary, rec) = run(backend, users, options()).await;
+        // A 5xx answer to a POST is in doubt (the job may exist): the driver looks the
+        // chunk's users up and sends it again, at most `max_job_attempts` times in a
+        // row; a 40% storm needs more than the default 3.
+        let options = DriverOptions {
+            max_job_attempts: 12,
+            ..options()
+        };
+        let (summary, rec) = run(backend, users, options).await;
         let summary = summary.unwrap_or_else(|e| panic!("{faults:?}: {e}"));
         assert_eq!(summary.inserted, 600, "{faults:?}: {summary:?}");
         assert_eq!(rec.by_index().len(), 600);
@@ -396,18 +406,23 @@ async fn upsert_updates_upsertable_fields_only() {
         assert_eq!(u["name"], "New Name");
         assert_ne!(u["blocked"], json!(true), "blocked is not upsertable");
     }
-    // Without upsert, the same users fail as existing.
+    // Without upsert, the same users are skipped as existing, with Auth0's code and
+    // message kept.
     let (summary, rec) = run(
         Auth0Backend::new(settings(&sb)).unwrap(),
         cheap(3, "up", 0),
         options(),
     )
     .await;
-    assert_eq!(summary.unwrap().failed, 3);
+    let summary = summary.unwrap();
+    assert_eq!((summary.skipped, summary.failed), (3, 0), "{summary:?}");
     assert!(
         rec.by_index()
             .values()
-            .all(|o| o.code.as_deref() == Some("DUPLICATED_USER"))
+            .all(|o| o.outcome == Outcome::Skipped
+                && o.code.as_deref() == Some("DUPLICATED_USER")
+                && o.message.as_deref()
+                    == Some("The user already exist and upsert parameter is false"))
     );
 }
 
@@ -438,7 +453,11 @@ async fn per_user_errors_fail_exactly_those_indexes() {
     users.push(ok3);
     let (summary, rec) = run(Auth0Backend::new(settings(&sb)).unwrap(), users, options()).await;
     let summary = summary.unwrap();
-    assert_eq!((summary.inserted, summary.failed), (4, 3), "{summary:?}");
+    assert_eq!(
+        (summary.inserted, summary.skipped, summary.failed),
+        (4, 1, 2),
+        "{summary:?}"
+    );
     let out = rec.by_index();
     let failed: Vec<(u64, &str)> = out
         .iter()
@@ -450,10 +469,12 @@ async fn per_user_errors_fail_exactly_those_indexes() {
         [
             // A duplicate inside the input is caught by the driver before sending.
             (2, "DUPLICATE_IN_INPUT"),
-            (3, "DUPLICATED_USER"),
             (5, "FORMAT")
         ]
     );
+    // The existing user is skipped, Auth0's code and message kept.
+    assert_eq!(out[&3].outcome, Outcome::Skipped);
+    assert_eq!(out[&3].code.as_deref(), Some("DUPLICATED_USER"));
     assert!(
         out[&2]
             .message
@@ -724,40 +745,131 @@ async fn a_third_job_is_busy_not_an_error() {
     assert_eq!(sb.auth0().jobs_created(), 2);
 }
 
+/// Runs 5 users through a sandbox with `faults` and checks every user was imported
+/// exactly once, none reported failed; returns the outcomes.
+async fn run_in_doubt(faults: FaultConfig, prefix: &str) -> BTreeMap<u64, RecordOutcome> {
+    let sb = sandbox_with(faults.clone(), Auth0Config::default()).await;
+    let (summary, rec) = run(
+        Auth0Backend::new(settings(&sb)).unwrap(),
+        cheap(5, prefix, 0),
+        options(),
+    )
+    .await;
+    let summary = summary.unwrap_or_else(|e| panic!("{faults:?}: {e}"));
+    assert_eq!(summary.failed, 0, "{faults:?}: {summary:?}");
+    assert_eq!(
+        summary.inserted + summary.skipped,
+        5,
+        "{faults:?}: {summary:?}"
+    );
+    let out = rec.by_index();
+    assert_eq!(out.len(), 5);
+    let users = sb.auth0().users();
+    assert_eq!(users.len(), 5, "{faults:?}: every user exactly once");
+    out
+}
+
 #[tokio::test]
-async fn a_failed_job_is_resubmitted_and_a_missing_job_reports_failed() {
-    let sb = sandbox_with(
+async fn failed_jobs_and_lost_answers_are_in_doubt_never_failed_records() {
+    // A job that failed without importing: in doubt, sent again, all inserted.
+    let out = run_in_doubt(
         FaultConfig {
             fail_jobs: vec![0],
+            ..FaultConfig::default()
+        },
+        "f",
+    )
+    .await;
+    assert!(out.values().all(|o| o.outcome.is_success()));
+
+    // A job that failed after inserting 2 users (the 2 h timeout): those two are the
+    // earlier attempt's work, the other three are inserted by the second job.
+    let out = run_in_doubt(
+        FaultConfig {
+            fail_jobs_after: vec![(0, 2)],
+            ..FaultConfig::default()
+        },
+        "p",
+    )
+    .await;
+    let skipped: Vec<u64> = out
+        .iter()
+        .filter(|(_, o)| o.outcome == Outcome::Skipped)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(skipped, [0, 1], "{out:?}");
+    // Found by `resolve` (users-by-email), not sent again.
+    assert_eq!(out[&0].code.as_deref(), Some("FOUND_AFTER_IN_DOUBT"));
+    assert!(out[&0].user_id.as_deref().unwrap().starts_with("auth0|"));
+    assert!(
+        out[&0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("earlier, interrupted attempt")),
+        "{:?}",
+        out[&0]
+    );
+
+    // A 500 after the job was created, and a connection dropped after it: the POST is
+    // not sent again blindly; every user once, reported as the earlier attempt's work.
+    for faults in [
+        FaultConfig {
+            import_500_after_create: vec![0],
+            ..FaultConfig::default()
+        },
+        FaultConfig {
+            import_drop_after_create: vec![0],
+            ..FaultConfig::default()
+        },
+    ] {
+        let out = run_in_doubt(faults, "d").await;
+        assert!(
+            out.values().all(|o| o.outcome == Outcome::Skipped),
+            "{out:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_in_doubt_and_a_failed_or_missing_job_has_no_false_state() {
+    let sb = sandbox_with(
+        FaultConfig {
+            import_500_after_create: vec![0],
+            fail_jobs: vec![1],
             ..FaultConfig::default()
         },
         Auth0Config::default(),
     )
     .await;
-    let (summary, rec) = run(
-        Auth0Backend::new(settings(&sb)).unwrap(),
-        cheap(5, "f", 0),
-        options(),
-    )
-    .await;
-    assert_eq!(summary.unwrap().inserted, 5);
-    assert_eq!(rec.seen().submitted.len(), 2);
-    assert_eq!(sb.auth0().jobs_created(), 2);
-
     let b = Auth0Backend::new(settings(&sb)).unwrap();
+    b.prepare().await.unwrap();
+    let batch = one_record_batch(br#"{"email":"x@example.com"}"#.to_vec());
+    match b.submit(&batch).await {
+        Err(BackendError::InDoubt(m)) => assert!(m.contains("HTTP 500"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sb.auth0().jobs_created(), 1, "the POST was sent once");
+    let Submit::Accepted(job) = b.submit(&batch).await.unwrap() else {
+        panic!("not accepted")
+    };
+    let state = loop {
+        match b.poll(&job, &batch).await.unwrap() {
+            JobState::Running { .. } => tokio::time::sleep(Duration::from_millis(10)).await,
+            other => break other,
+        }
+    };
+    match state {
+        JobState::InDoubt { reason } => assert!(reason.contains("failed"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
     let state = b
-        .poll(
-            &authmigrate_core::backend::JobId("job_doesnotexist0000".into()),
-            &Batch::default(),
-        )
+        .poll(&JobId("job_doesnotexist0000".into()), &Batch::default())
         .await
         .unwrap();
-    assert_eq!(
-        state,
-        authmigrate_core::backend::JobState::Failed {
-            reason: "job not found (expired?)".into()
-        }
-    );
+    match state {
+        JobState::Gone { reason } => assert!(reason.contains("Job not found."), "{reason}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -776,4 +888,76 @@ async fn encode_is_the_bulk_user_json() {
     assert_eq!(b.encode(u).unwrap().json, e.json, "deterministic");
     let missing = UserRecord::default();
     assert_eq!(b.encode(&missing).unwrap_err().code, "MISSING_EMAIL");
+}
+
+/// Four tasks share one backend's client against the sandbox's token bucket (burst 30,
+/// 15 requests/s, `x-ratelimit-*` on every answer): 80 Management API requests, none
+/// refused, because the client's pacer waits for the reset before the bucket is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_requests_at_the_rate_limit_get_no_429() {
+    let sb = sandbox_with(
+        FaultConfig {
+            rate_limit: Some(RateLimit {
+                burst: 30,
+                per_second: 15.0,
+            }),
+            ..FaultConfig::default()
+        },
+        Auth0Config::default(),
+    )
+    .await;
+    let backend = Arc::new(Auth0Backend::new(settings(&sb)).unwrap());
+    backend.client().token().await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let b = backend.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let url = b.client().api_url(&["connections"]);
+                let reply = b.client().get("list connections", &url).await.unwrap();
+                assert_eq!(reply.status.as_u16(), 200);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(sb.faults().rate_limited(), 0, "a paced run got 429s");
+    assert!(
+        backend.client().pacer().waits() > 0,
+        "the limit was reached"
+    );
+}
+
+/// A tenant reached through a custom domain: the default audience (derived from the
+/// domain) is refused, and the error names AUTH0_AUDIENCE; the canonical audience works.
+#[tokio::test]
+async fn a_custom_domain_needs_the_canonical_audience_and_the_error_says_so() {
+    let sb = sandbox_with(
+        FaultConfig::default(),
+        Auth0Config {
+            canonical_domain: Some("dev-canonical.us.auth0.com".into()),
+            ..Auth0Config::default()
+        },
+    )
+    .await;
+    let err = Auth0Backend::new(settings(&sb))
+        .unwrap()
+        .prepare()
+        .await
+        .unwrap_err();
+    let (message, hint) = fatal_parts(err);
+    assert!(message.contains("audience"), "{message}");
+    assert!(
+        message.contains(&format!("{}/api/v2/", sb.base_url())),
+        "{message}"
+    );
+    assert!(hint.contains("AUTH0_AUDIENCE"), "{hint}");
+    assert!(!message.contains(sb.auth0().client_secret()));
+
+    let mut s = settings(&sb);
+    s.audience = Some("https://dev-canonical.us.auth0.com/api/v2/".into());
+    assert!(format!("{s:?}").contains("dev-canonical"));
+    assert!(!format!("{s:?}").contains(sb.auth0().client_secret()));
+    Auth0Backend::new(s).unwrap().prepare().await.unwrap();
 }

@@ -372,3 +372,33 @@ async fn an_expired_link_is_refreshed_and_downloads_carry_no_token() {
     // Two refused links, then a fresh one that worked; none carried the token.
     assert_eq!(seen.download_auth, vec![None, None, None]);
 }
+
+/// An export job that does not finish within the timeout ends the export with an
+/// error naming the job and `--export-timeout`.
+#[tokio::test]
+async fn an_export_that_outlasts_its_timeout_names_the_job() {
+    let sb = sandbox_with(Auth0Config::default()).await;
+    sb.faults().set(FaultConfig {
+        job_latency: Duration::from_secs(600),
+        ..FaultConfig::default()
+    });
+    let mut out = Vec::new();
+    let err = authmigrate_auth0::export::export_users_within(
+        &settings(&sb.base_url(), &sb),
+        &ExportOptions::default(),
+        Duration::from_millis(400),
+        &mut out,
+    )
+    .await
+    .unwrap_err();
+    let BackendError::Fatal { message, hint } = err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("users export job job_"), "{message}");
+    assert!(
+        message.contains("did not finish within the export timeout"),
+        "{message}"
+    );
+    assert!(hint.unwrap().contains("--export-timeout"));
+    assert!(out.is_empty());
+}

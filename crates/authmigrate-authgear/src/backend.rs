@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use authmigrate_core::backend::{
-    BackendError, Batch, Encoded, ImportBackend, JobId, JobState, Limits, Outcome, RecordFailure,
-    RecordOutcome, Submit,
+    BackendError, Batch, Encoded, ImportBackend, JobId, JobState, Limits, Outcome, QuotaRefusal,
+    RecordFailure, RecordOutcome, Submit,
 };
 use authmigrate_core::record::{HashAlgorithm, UserRecord};
 use authmigrate_core::retry::{RetryError, Verdict, default_verdict};
@@ -104,6 +104,7 @@ impl AuthgearBackend {
             CallError::Retry(RetryError::Exhausted { .. }) => {
                 BackendError::Transient(e.to_string())
             }
+            CallError::Retry(RetryError::InDoubt { .. }) => BackendError::InDoubt(e.to_string()),
             CallError::Retry(_) => BackendError::fatal(e.to_string(), None),
         }
     }
@@ -128,6 +129,40 @@ fn reply_error(reply: &authmigrate_core::retry::HttpReply) -> String {
 
 fn unexpected(what: &str, reply: &authmigrate_core::retry::HttpReply) -> String {
     format!("{what}: {}", reply_error(reply))
+}
+
+/// The refusal of a 429 `UsageLimitExceeded`: its `info.period`, when that period
+/// starts again (day: the next 00:00 UTC, month: the 1st of the next month 00:00 UTC,
+/// anything else unknown) and the server's message.
+pub fn quota_refusal(error: &ApiError, now: jiff::Timestamp) -> QuotaRefusal {
+    let period = error
+        .info
+        .as_ref()
+        .and_then(|i| i.get("period"))
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned();
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let start = match period.as_str() {
+        "day" => today.tomorrow().ok(),
+        "month" => today
+            .first_of_month()
+            .checked_add(jiff::Span::new().months(1))
+            .ok(),
+        _ => None,
+    };
+    let resets_at = start
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp());
+    let message = non_empty(&error.message, "usage limit exceeded");
+    QuotaRefusal {
+        period,
+        resets_at,
+        message: format!(
+            "{}: {message}",
+            non_empty(&error.reason, "UsageLimitExceeded")
+        ),
+    }
 }
 
 #[derive(Deserialize)]
@@ -330,23 +365,15 @@ impl ImportBackend for AuthgearBackend {
                 Ok(Submit::Accepted(JobId(created.result.id)))
             }
             StatusCode::FORBIDDEN => Err(self.forbidden(WHAT)),
+            // The quota is reserved all or nothing per request and never given back
+            // (authgear-api.md §1 CORRECTED): nothing of this request was accepted, and
+            // a smaller one may still fit. The driver halves, then stops.
             StatusCode::TOO_MANY_REQUESTS if is_usage_limit(&reply) => {
-                let info = ApiError::from_reply(&reply)
-                    .map(|e| e.info_summary())
-                    .unwrap_or_default();
-                let period = ApiError::from_reply(&reply)
-                    .and_then(|e| e.info)
-                    .and_then(|i| i.get("period").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".to_owned());
-                Err(BackendError::fatal(
-                    format!(
-                        "the project's user import quota is used up (period: {period}): authgear answered 429 UsageLimitExceeded ({info})"
-                    ),
-                    Some(
-                        "wait for the quota period to end or ask Authgear to raise the project's user_import limit, then resume with the same --state file"
-                            .to_owned(),
-                    ),
-                ))
+                let error = ApiError::from_reply(&reply).unwrap_or_default();
+                Ok(Submit::QuotaExceeded(quota_refusal(
+                    &error,
+                    jiff::Timestamp::now(),
+                )))
             }
             StatusCode::PAYLOAD_TOO_LARGE => Err(BackendError::fatal(
                 format!(
@@ -376,12 +403,14 @@ impl ImportBackend for AuthgearBackend {
             .map_err(|e| self.call_error(e))?;
         match reply.status {
             StatusCode::OK => {}
+            // `TaskNotFound`: results are kept 24 h (authgear-api.md §1); whether the
+            // job ran is unknown, and its users can be looked up (`resolve`).
             StatusCode::NOT_FOUND => {
                 let reason = ApiError::from_reply(&reply)
                     .map(|e| e.describe())
                     .unwrap_or_else(|| "HTTP 404".to_owned());
-                return Ok(JobState::Failed {
-                    reason: format!("the import job is gone ({reason})"),
+                return Ok(JobState::Gone {
+                    reason: format!("the import job {job} is gone ({reason})"),
                 });
             }
             StatusCode::FORBIDDEN => return Err(self.forbidden(&what)),
@@ -396,8 +425,9 @@ impl ImportBackend for AuthgearBackend {
             "completed" => {
                 let details = result.details.unwrap_or_default();
                 if details.is_empty() && !batch.records.is_empty() {
-                    // A task that errored as a whole: nothing is known about the records.
-                    // Resubmitting is safe (existing users are skipped or updated).
+                    // A task that errored as a whole: nothing is known about the records,
+                    // and each record runs in its own transaction (authgear-api.md §1), so
+                    // those before the error may exist: in doubt, never failed records.
                     let reason = result
                         .error
                         .as_ref()
@@ -405,7 +435,9 @@ impl ImportBackend for AuthgearBackend {
                         .unwrap_or_else(|| {
                             "the job completed without any record outcome".to_owned()
                         });
-                    return Ok(JobState::Failed { reason });
+                    return Ok(JobState::InDoubt {
+                        reason: format!("the import job {job} ended without outcomes: {reason}"),
+                    });
                 }
                 Ok(JobState::Finished(map_details(
                     batch,
@@ -475,6 +507,36 @@ mod tests {
 
     fn details(v: Value) -> Vec<Detail> {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn quota_periods_reset_at_midnight_and_on_the_first() {
+        let error = |period: &str| ApiError {
+            name: "TooManyRequest".into(),
+            reason: "UsageLimitExceeded".into(),
+            message: "usage limit exceeded".into(),
+            code: Some(429),
+            info: serde_json::json!({"name":"UserImport","period": period})
+                .as_object()
+                .cloned(),
+        };
+        let now: jiff::Timestamp = "2026-12-31T17:45:00Z".parse().unwrap();
+        let day = quota_refusal(&error("day"), now);
+        assert_eq!(day.period, "day");
+        assert_eq!(day.resets_at, Some("2027-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(day.message, "UsageLimitExceeded: usage limit exceeded");
+        let month = quota_refusal(&error("month"), "2026-02-14T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            month.resets_at,
+            Some("2026-03-01T00:00:00Z".parse().unwrap())
+        );
+        let month = quota_refusal(&error("month"), now);
+        assert_eq!(
+            month.resets_at,
+            Some("2027-01-01T00:00:00Z".parse().unwrap())
+        );
+        let other = quota_refusal(&error("week"), now);
+        assert_eq!((other.period.as_str(), other.resets_at), ("week", None));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use authmigrate_core::retry::{self, HttpReply, RetryError, RetryPolicy, Verdict};
+use authmigrate_core::retry::{self, Call, HttpReply, RetryError, RetryPolicy, Verdict};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
@@ -171,7 +171,10 @@ impl AdminClient {
     }
 
     /// `POST /_api/admin/users/import` with a JSON body. `classify` decides which
-    /// replies are retried.
+    /// replies are retried. Not idempotent: once the request may have reached the
+    /// server (a timeout, a lost connection, a 5xx after sending) it is not sent again
+    /// and the answer is [`RetryError::InDoubt`]: the job may exist and its tasks run
+    /// (authgear-api.md §1: "the tasks already enqueued still run").
     pub async fn create_import(
         &self,
         body: Vec<u8>,
@@ -180,9 +183,10 @@ impl AdminClient {
         let url = self.import_url(None);
         let body = bytes::Bytes::from(body);
         let mut token_error = None;
-        let reply = retry::send_with(
+        let reply = retry::send_call(
             &self.retry,
             "create authgear import job",
+            Call::submission(),
             || {
                 let mut req = self
                     .http

@@ -34,6 +34,14 @@ use crate::config::{AuthgearSettings, parse_endpoint};
 pub const FIRST_POLL_DELAY: Duration = Duration::from_millis(250);
 /// Longest wait between two polls of the export task.
 pub const MAX_POLL_DELAY: Duration = Duration::from_secs(5);
+/// How long an export task may stay pending before the export gives up
+/// (`--export-timeout`). Authgear's tasks run one at a time per server process, in FIFO
+/// order across all projects (authgear-api.md §1), so a busy deployment can queue an
+/// export for a while; its result is kept 24 h. Two hours bounds a wait that would
+/// otherwise never end, with room for a large project behind a queue.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+/// How often the wait for an export task is reported (`tracing` info).
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// The export request body.
 pub const EXPORT_REQUEST: &[u8] = br#"{"format":"ndjson"}"#;
 
@@ -180,10 +188,20 @@ pub async fn export_users(
     settings: &AuthgearSettings,
     out: &mut (dyn Write + Send),
 ) -> Result<ExportStats, BackendError> {
+    export_users_within(settings, DEFAULT_EXPORT_TIMEOUT, out).await
+}
+
+/// [`export_users`] with an overall deadline for the export task (`--export-timeout`):
+/// a task still pending after `timeout` ends the export with an error naming it.
+pub async fn export_users_within(
+    settings: &AuthgearSettings,
+    timeout: Duration,
+    out: &mut (dyn Write + Send),
+) -> Result<ExportStats, BackendError> {
     let api = Api::new(settings)?;
     let job = create_task(&api).await?;
     tracing::info!(job = %job, "authgear users export task created");
-    let first = wait_for_url(&api, &job).await?;
+    let first = wait_for_url(&api, &job, timeout).await?;
     let http = download_client()?;
     let mut sink = LineSink::new(out);
     let what = format!("the users export {job}");
@@ -320,15 +338,38 @@ fn task_error(error: Option<&Value>) -> String {
     }
 }
 
-/// Polls the task (250 ms, ×1.5, at most 5 s apart) until it completes; returns its
-/// download URL.
-async fn wait_for_url(api: &Api, job: &str) -> Result<String, BackendError> {
+/// Polls the task (250 ms, ×1.5, at most 5 s apart) until it completes or `timeout`
+/// has passed; returns its download URL. Says every [`PROGRESS_EVERY`] what it waits
+/// for and for how long.
+async fn wait_for_url(api: &Api, job: &str, timeout: Duration) -> Result<String, BackendError> {
+    let start = tokio::time::Instant::now();
     let mut delay = FIRST_POLL_DELAY;
+    let mut reported = Duration::ZERO;
     loop {
         if let Poll::Ready(url) = read_task(api, job).await? {
             return Ok(url);
         }
-        tokio::time::sleep(delay).await;
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(BackendError::fatal(
+                format!(
+                    "users export task {job} did not finish within the export timeout of {}s",
+                    timeout.as_secs()
+                ),
+                Some(format!(
+                    "the task may still finish at authgear (results are kept 24 h): run the export again with a longer --export-timeout (e.g. --export-timeout 4h); GET /_api/admin/users/export/{job} shows its state"
+                )),
+            ));
+        }
+        if waited >= reported + PROGRESS_EVERY {
+            reported = waited;
+            tracing::info!(
+                job,
+                waited_s = waited.as_secs(),
+                "waiting for the authgear users export task (authgear gives no percentage)"
+            );
+        }
+        tokio::time::sleep(delay.min(timeout - waited)).await;
         delay = delay.mul_f64(1.5).min(MAX_POLL_DELAY);
     }
 }

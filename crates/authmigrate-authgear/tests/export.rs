@@ -285,3 +285,30 @@ async fn an_expired_url_is_refreshed_and_downloads_carry_no_token() {
     assert_eq!(*seen.lock().unwrap(), vec![None, None, None]);
     assert_eq!(sb.authgear().exports_created(), 1);
 }
+
+/// An export task still pending after the timeout ends the export with an error naming
+/// the task and `--export-timeout`.
+#[tokio::test]
+async fn an_export_that_outlasts_its_timeout_names_the_task() {
+    let sb = sandbox_with(AuthgearConfig::default()).await;
+    sb.faults().set(FaultConfig {
+        job_latency: Duration::from_secs(600),
+        ..FaultConfig::default()
+    });
+    let mut out = Vec::new();
+    let err = authmigrate_authgear::export::export_users_within(
+        &settings(&sb.base_url(), &sb),
+        Duration::from_millis(400),
+        &mut out,
+    )
+    .await
+    .unwrap_err();
+    let (message, hint) = fatal(err);
+    assert!(message.contains("users export task "), "{message}");
+    assert!(
+        message.contains("did not finish within the export timeout"),
+        "{message}"
+    );
+    assert!(hint.contains("--export-timeout"), "{hint}");
+    assert!(out.is_empty());
+}

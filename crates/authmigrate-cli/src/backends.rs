@@ -51,7 +51,9 @@ pub(crate) fn auth0_settings(creds: &Auth0Creds) -> anyhow::Result<Auth0Settings
             ));
         }
     };
-    Ok(Auth0Settings::new(domain, auth))
+    let mut settings = Auth0Settings::new(domain, auth);
+    settings.audience = creds.audience.clone();
+    Ok(settings)
 }
 
 /// Authgear settings from `--authgear-*` flags / `AUTHGEAR_*` variables.

@@ -241,6 +241,10 @@ pub struct Auth0Creds {
         hide_env_values = true
     )]
     pub client_secret: Option<Secret>,
+    /// Management API audience of the client-credentials request (default
+    /// `https://{AUTH0_DOMAIN}/api/v2/`); with a custom domain, the canonical tenant's
+    #[arg(long = "auth0-audience", env = "AUTH0_AUDIENCE")]
+    pub audience: Option<String>,
 }
 
 /// Authgear credentials and endpoint (flags override the environment and `.env`).
@@ -400,6 +404,10 @@ pub struct ExportArgs {
     /// Auth0: export only this connection (default: every connection)
     #[arg(long, help_heading = "Auth0")]
     pub connection: Option<String>,
+    /// The longest wait for the provider's export job before the export stops with an
+    /// error naming the job (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = authmigrate_core::driver::parse_duration)]
+    pub export_timeout: std::time::Duration,
     /// Auth0 credentials
     #[command(flatten, next_help_heading = "Auth0 credentials")]
     pub auth0: Auth0Creds,
@@ -427,6 +435,10 @@ pub struct MigrateArgs {
     /// again and send only the users that are new or changed since the last pass
     #[arg(long)]
     pub delta: bool,
+    /// The longest wait for the provider's export job before the export stops with an
+    /// error naming the job (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = authmigrate_core::driver::parse_duration)]
+    pub export_timeout: std::time::Duration,
     /// How the import runs
     #[command(flatten)]
     pub run: RunArgs,
@@ -502,6 +514,9 @@ pub struct VerifyArgs {
     /// Where the exports and the scratch store are kept
     #[arg(long, default_value = "authmigrate-verify")]
     pub work_dir: PathBuf,
+    /// The longest wait for each export job (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = authmigrate_core::driver::parse_duration)]
+    pub export_timeout: std::time::Duration,
     /// Auth0 (source or target): the database connection's name
     #[arg(
         long,

@@ -85,7 +85,8 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
         "the first occurrence is imported"
     );
 
-    // Importing the same file again without --upsert: every user exists already.
+    // Importing the same file again without --upsert: every user exists already and is
+    // skipped (Auth0's DUPLICATED_USER kept); the three bad records still fail.
     let o = env
         .run(&[
             "import",
@@ -99,7 +100,10 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let again = report(&report_path);
     assert_eq!(again["summary"]["inserted"], 0);
-    assert_eq!(again["summary"]["failed"], 43);
+    assert_eq!(again["summary"]["skipped"], 40);
+    assert_eq!(again["summary"]["failed"], 3);
+    assert_eq!(again["records"][7]["outcome"], "skipped");
+    assert_eq!(again["records"][7]["code"], "DUPLICATED_USER");
 
     // What the emulator holds, and that the original passwords log in.
     let auth0 = env.sandbox.auth0();

@@ -26,6 +26,7 @@ pub mod generate;
 pub mod io;
 pub mod join;
 pub mod memory;
+pub mod pace;
 pub mod record;
 pub mod report;
 #[cfg(feature = "http")]

@@ -182,6 +182,7 @@ async fn classify(
         &args.auth0,
         &args.authgear,
         connection,
+        args.export_timeout,
         &export_path,
         out,
     )

@@ -17,7 +17,7 @@ pub(crate) fn run(args: ExportArgs, out: &Output) -> anyhow::Result<Status> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let users = export(args.from, &args.auth0, &args.authgear, args.connection.clone(), &args.out, out).await?;
+        let users = export(args.from, &args.auth0, &args.authgear, args.connection.clone(), args.export_timeout, &args.out, out).await?;
         out.event("summary", json!({ "from": name(args.from), "users": users, "out": args.out.display().to_string() }));
         out.say(format!("exported {users} users from {} into `{}`", name(args.from), args.out.display()));
         Ok(Status::Ok)
@@ -38,6 +38,7 @@ pub(crate) async fn export(
     auth0: &Auth0Creds,
     authgear: &AuthgearCreds,
     connection: Option<String>,
+    timeout: std::time::Duration,
     path: &Path,
     out: &Output,
 ) -> anyhow::Result<u64> {
@@ -61,11 +62,12 @@ pub(crate) async fn export(
                 connection,
                 fields: None,
             };
-            authmigrate_auth0::export::export_users(&settings, &options, &mut sink).await
+            authmigrate_auth0::export::export_users_within(&settings, &options, timeout, &mut sink)
+                .await
         }
         Provider::Authgear => {
             let settings = authgear_settings(authgear, &MapArgs::default())?;
-            authmigrate_authgear::export::export_users(&settings, &mut sink).await
+            authmigrate_authgear::export::export_users_within(&settings, timeout, &mut sink).await
         }
     }
     .map_err(backend_error)?;

@@ -79,6 +79,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
             &args.auth0,
             &args.authgear,
             connection,
+            args.export_timeout,
             &export_path,
             out,
         )

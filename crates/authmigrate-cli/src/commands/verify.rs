@@ -253,6 +253,7 @@ fn exports(args: &VerifyArgs, out: &Output) -> anyhow::Result<(PathBuf, PathBuf)
                         &args.auth0,
                         &args.authgear,
                         connection(args.from),
+                        args.export_timeout,
                         &source,
                         out,
                     )
@@ -269,6 +270,7 @@ fn exports(args: &VerifyArgs, out: &Output) -> anyhow::Result<(PathBuf, PathBuf)
                         &args.auth0,
                         &args.authgear,
                         connection(args.to),
+                        args.export_timeout,
                         &target,
                         out,
                     )
