@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::Status;
 use crate::cli::{ImportArgs, Provider};
-use crate::input::{Inputs, survey};
+use crate::input::{Inputs, Native, survey};
 use crate::output::Output;
 
 pub(crate) fn run(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
@@ -44,7 +44,13 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
         poll_max: POLL.1,
         ..DriverOptions::default()
     };
-    let inputs = Inputs::new(args.files.clone());
+    let native = match args.to {
+        Provider::Auth0 => Native::Auth0,
+        Provider::Authgear => Native::Authgear(
+            crate::commands::authgear_options(&args.map)?.identifier,
+        ),
+    };
+    let inputs = Inputs::new(args.files.clone()).native(native);
     let readers = inputs.error_handles();
     let run = Run {
         options,

@@ -9,6 +9,7 @@ use authmigrate_core::backend::{Encoded, RecordFailure};
 use authmigrate_core::format::Mapped;
 
 use crate::cli::{ConvertTarget, MapArgs};
+use crate::input::Native;
 
 /// A target and its mapping options.
 #[derive(Debug, Clone)]
@@ -41,6 +42,15 @@ impl Mapper {
 }
 
 impl Mapper {
+    /// Which input format is this target's own, checked as written (see [`Native`]).
+    pub(crate) fn native(&self) -> Native {
+        match self {
+            Self::Neutral => Native::None,
+            Self::Auth0(_) => Native::Auth0,
+            Self::Authgear(o) => Native::Authgear(o.identifier),
+        }
+    }
+
     /// The record's exact JSON bytes in the target's shape, with what was left out.
     pub(crate) fn encode(&self, user: &UserRecord) -> Result<Encoded, RecordFailure> {
         match self {
