@@ -421,6 +421,39 @@ impl ImportBackend for AuthgearBackend {
             )),
         }
     }
+
+    /// Looks each record's identifier up with `getUsersByStandardAttribute` (read
+    /// from the database, immediately consistent): a record found is `skipped` with
+    /// the user's raw id, one not found is to be sent again. With `upsert`, found
+    /// users must still be updated, so the whole batch is sent again (`Ok(None)`).
+    async fn resolve(
+        &self,
+        batch: &Batch,
+    ) -> Result<Option<Vec<Option<RecordOutcome>>>, BackendError> {
+        if self.upsert {
+            return Ok(None);
+        }
+        let graphql = crate::graphql::Graphql::new(&self.client);
+        let field = self.map.identifier.as_str();
+        let mut out = Vec::with_capacity(batch.records.len());
+        for record in &batch.records {
+            let value: Value = serde_json::from_slice(&record.json).unwrap_or(Value::Null);
+            let Some(id) = value.get(field).and_then(Value::as_str) else {
+                out.push(None);
+                continue;
+            };
+            let users = graphql.users_by_standard_attribute(field, id).await?;
+            out.push(users.first().map(|u| {
+                let mut o = RecordOutcome::success(Outcome::Skipped, u.raw_id());
+                o.code = Some("FOUND_AFTER_IN_DOUBT".to_owned());
+                o.message = Some(format!(
+                    "the user with this {field} was found at authgear after an import in doubt; not sent again"
+                ));
+                o.with_warnings(record.warnings.clone())
+            }));
+        }
+        Ok(Some(out))
+    }
 }
 
 #[cfg(test)]

@@ -226,6 +226,53 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// The URL of `{base}/{segments...}` (each segment percent-encoded).
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segs) = url.path_segments_mut() {
+            segs.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// An authenticated `POST` of a JSON body to `url` (the admin JWT, through the
+    /// retry policy with `classify`). Used by the Admin GraphQL client.
+    pub async fn post_json(
+        &self,
+        what: &str,
+        url: &Url,
+        body: bytes::Bytes,
+        classify: impl Fn(&HttpReply) -> Verdict,
+    ) -> Result<HttpReply, CallError> {
+        let mut token_error = None;
+        let reply = retry::send_with(
+            &self.retry,
+            what,
+            || {
+                let mut req = self
+                    .http
+                    .post(url.clone())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+                match self.tokens.bearer() {
+                    Ok(t) => {
+                        req = req.header(AUTHORIZATION, format!("Bearer {}", t.expose_secret()))
+                    }
+                    Err(e) => token_error = Some(e),
+                }
+                req
+            },
+            classify,
+        )
+        .await;
+        if let Some(e) = token_error {
+            return Err(CallError::Token(e));
+        }
+        reply.map_err(CallError::Retry)
+    }
+}
+
 /// Whether a reply is Authgear's quota refusal (429 `UsageLimitExceeded`), which no
 /// retry can fix.
 pub fn is_usage_limit(reply: &HttpReply) -> bool {

@@ -8,14 +8,18 @@
 //! - [`auth`]: Admin API tokens (RS256 JWTs minted with the admin key, cached).
 //! - [`client`]: the import endpoints over HTTP, through the shared retry policy.
 //! - [`export`]: user export over HTTP (`export_users`).
+//! - [`graphql`]: the Admin API GraphQL client (look-ups, `deleteUser`).
+//! - [`delete`]: user look-ups and deletes (`authmigrate delete --from authgear`).
 //! - [`backend`]: [`AuthgearBackend`], the import backend the core driver runs.
 
 pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod delete;
 pub mod export;
 pub mod format;
+pub mod graphql;
 pub mod validate;
 
 pub use backend::AuthgearBackend;

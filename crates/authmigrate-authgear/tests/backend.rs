@@ -269,7 +269,7 @@ async fn invalid_records_fail_alone() {
         PasswordHash::bcrypt("5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8");
     sha.algorithm = HashAlgorithm::Sha256;
     list[3].password = Some(sha);
-    // 5: the same username as 4: Authgear refuses the duplicate login ID.
+    // 5: the same username as 4: a duplicate inside the input.
     list[4].username = Some("sameuser".into());
     list[5].username = Some("sameuser".into());
     // 6: no e-mail, the identifier.
@@ -286,7 +286,8 @@ async fn invalid_records_fail_alone() {
     let expected: BTreeMap<u64, String> = [
         (2, "INVALID_RECORD"),
         (3, "UNSUPPORTED_HASH"),
-        (5, "InvariantViolated"),
+        // A duplicate inside the input is caught by the driver before sending.
+        (5, "DUPLICATE_IN_INPUT"),
         (6, "MISSING_IDENTIFIER"),
     ]
     .into_iter()
@@ -300,7 +301,7 @@ async fn invalid_records_fail_alone() {
         dup.message
             .as_deref()
             .unwrap()
-            .contains("DuplicatedIdentity"),
+            .contains("same username as record 4"),
         "{dup:?}"
     );
     assert!(
@@ -325,10 +326,11 @@ async fn invalid_records_fail_alone() {
                 .is_none()
         );
     }
-    // The one job held only the five records that could be encoded.
+    // The one job held only the four records that could be encoded and are not
+    // duplicates inside the input.
     assert_eq!(sb.authgear().jobs_created(), 1);
     assert_eq!(seen.planned.len(), 1);
-    assert_eq!(seen.planned[0].1, 5);
+    assert_eq!(seen.planned[0].1, 4);
 }
 
 #[tokio::test]

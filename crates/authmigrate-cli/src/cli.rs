@@ -55,6 +55,9 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Export, convert and import in one resumable run
     Migrate(MigrateArgs),
+    /// Delete users: the ones `generate` made, the ones a run created (`--id-map`),
+    /// or a list of e-mails
+    Delete(DeleteArgs),
     /// The whole story on an in-process sandbox, no credentials
     Demo(DemoArgs),
     /// Serve local emulators of Auth0 and Authgear until interrupted
@@ -82,7 +85,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value = "user")]
     pub prefix: String,
     /// E-mail domain: e-mails are `{username}@{domain}`
-    #[arg(long, default_value = "example.com")]
+    #[arg(long, id = "email_domain", default_value = "example.com")]
     pub domain: String,
     /// Number of the first user
     #[arg(long, default_value_t = 1)]
@@ -99,9 +102,100 @@ pub struct GenerateArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = GenerateFormat::Neutral)]
     pub format: GenerateFormat,
-    /// Output file (`-` or absent: stdout; `.gz`: gzip). Created with mode 0600
+    /// Output file (`-` or absent: stdout, unless `--to` is given; `.gz`: gzip). Created with mode 0600
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also import the users into this provider, through `import`'s driver; repeatable
+    /// (`--to auth0 --to authgear`: the same hashes in both)
+    #[arg(long, value_enum, help_heading = "Import (--to)")]
+    pub to: Vec<Provider>,
+    /// How the import runs. With two `--to`, `--report`/`--state` paths get the
+    /// provider's name before their extension (`report.auth0.json`)
+    #[command(flatten, next_help_heading = "Import (--to)")]
+    pub run: RunArgs,
+    /// Auth0: the database connection's name
+    #[arg(
+        long,
+        default_value = "Username-Password-Authentication",
+        help_heading = "Import (--to)"
+    )]
+    pub connection: String,
+    /// Authgear: the login ID users are matched on
+    #[arg(long, default_value = "email", help_heading = "Import (--to)")]
+    pub identifier: String,
+    /// Auth0 credentials
+    #[command(flatten, next_help_heading = "Auth0 credentials")]
+    pub auth0: Auth0Creds,
+    /// Authgear credentials
+    #[command(flatten, next_help_heading = "Authgear credentials")]
+    pub authgear: AuthgearCreds,
+}
+
+/// `authmigrate delete`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["prefix", "id_map", "emails"])))]
+pub struct DeleteArgs {
+    /// The provider to delete users from
+    #[arg(long, value_enum)]
+    pub from: Provider,
+    /// The users `generate --prefix P` made: `{P}_{i:02}@{domain}`, each looked up by e-mail
+    #[arg(long, requires = "count", help_heading = "Selection (exactly one)")]
+    pub prefix: Option<String>,
+    /// With `--prefix`: how many users
+    #[arg(long, requires = "prefix", help_heading = "Selection (exactly one)")]
+    pub count: Option<u64>,
+    /// With `--prefix`: the number of the first user
+    #[arg(
+        long,
+        default_value_t = 1,
+        requires = "prefix",
+        help_heading = "Selection (exactly one)"
+    )]
+    pub start: u64,
+    /// The e-mail domain (`--prefix`: default `example.com`); any user whose e-mail is
+    /// in another domain is left alone unless `--force`
+    #[arg(long, id = "email_domain", help_heading = "Selection (exactly one)")]
+    pub domain: Option<String>,
+    /// The users a run created: a `migrate --id-map` CSV or an `import --report`
+    /// (only `inserted` users are taken)
+    #[arg(long, help_heading = "Selection (exactly one)")]
+    pub id_map: Option<PathBuf>,
+    /// A file of e-mails, one per line
+    #[arg(long, help_heading = "Selection (exactly one)")]
+    pub emails: Option<PathBuf>,
+    /// Delete without asking (required when stdin is not a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Only list what would be deleted
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete users that do not look like what the selection made (another
+    /// domain, a user that has logged in)
+    #[arg(long)]
+    pub force: bool,
+    /// Write a JSON report with every selected user's outcome
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Resume journal: re-running with the same state skips users already deleted
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Requests in flight at once (default: 16 for Auth0, paced by its rate-limit
+    /// headers; 4 for Authgear, each deleting up to 5 users)
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Auth0: only users of this database connection are looked up by e-mail
+    #[arg(
+        long,
+        default_value = "Username-Password-Authentication",
+        help_heading = "Auth0"
+    )]
+    pub connection: String,
+    /// Auth0 credentials
+    #[command(flatten, next_help_heading = "Auth0 credentials")]
+    pub auth0: Auth0Creds,
+    /// Authgear credentials
+    #[command(flatten, next_help_heading = "Authgear credentials")]
+    pub authgear: AuthgearCreds,
 }
 
 /// Providers.
@@ -431,4 +525,12 @@ pub struct RunArgs {
     /// where it stopped, never resubmitting finished work
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// The longest one stretch of provider back-pressure (Auth0 busy: its job
+    /// limit is reached) is waited for before the run stops (`90s`, `30m`, `2h`)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = authmigrate_core::driver::parse_duration)]
+    pub wait_timeout: std::time::Duration,
+    /// Authgear, with `--dry-run`: the project's daily import quota (records), to
+    /// show how many days the import needs
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub daily_quota: Option<u64>,
 }

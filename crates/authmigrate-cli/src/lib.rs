@@ -53,6 +53,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<T> = args.into_iter().collect();
+    let _ = COMMAND_LINE.set(quote_args(args.iter().cloned().map(Into::into)));
     // `.env` in the working directory, if any; real environment variables win.
     let _ = dotenvy::dotenv();
     let cli = match Cli::try_parse_from(args) {
@@ -72,6 +74,54 @@ where
             ExitCode::from(2)
         }
     }
+}
+
+/// The command line this process runs (shell-quoted), for "resume with" messages.
+static COMMAND_LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The command line this process runs, with `authmigrate` as the program name.
+pub(crate) fn command_line() -> Option<&'static str> {
+    COMMAND_LINE.get().map(String::as_str)
+}
+
+/// Flags whose value is a secret: shown as `$NAME` (the variable that can hold it).
+const SECRET_FLAGS: [(&str, &str); 3] = [
+    ("--auth0-token", "$AUTH0_TOKEN"),
+    ("--auth0-client-secret", "$AUTH0_CLIENT_SECRET"),
+    ("--authgear-admin-token", "$AUTHGEAR_ADMIN_TOKEN"),
+];
+
+fn quote_args(args: impl Iterator<Item = OsString>) -> String {
+    let mut out = vec!["authmigrate".to_owned()];
+    let mut secret_next: Option<&str> = None;
+    for a in args.skip(1) {
+        let a = a.to_string_lossy().into_owned();
+        if let Some(var) = secret_next.take() {
+            out.push(format!("\"{var}\""));
+            continue;
+        }
+        if let Some((flag, var)) = SECRET_FLAGS
+            .iter()
+            .find(|(f, _)| a == *f || a.starts_with(&format!("{f}=")))
+        {
+            if a == *flag {
+                out.push(a.clone());
+                secret_next = Some(var);
+            } else {
+                out.push(format!("{flag}=\"{var}\""));
+            }
+            continue;
+        }
+        let plain = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
+        out.push(if plain {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        });
+    }
+    out.join(" ")
 }
 
 fn init_tracing(verbose: u8, quiet: u8) {

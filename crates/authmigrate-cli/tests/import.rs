@@ -69,9 +69,17 @@ async fn auth0_import_reports_every_record_and_users_log_in() {
     assert_eq!(records[40]["outcome"], "failed");
     assert_eq!(records[40]["code"], "INVALID_RECORD");
     assert_eq!(records[41]["code"], "MISSING_EMAIL");
-    // The same e-mail twice in one upload: Auth0's documented per-user error.
+    // The same e-mail twice in the input: failed before sending, naming the first.
     assert_eq!(records[42]["outcome"], "failed");
-    assert_eq!(records[42]["code"], "DUPLICATED_USER", "{}", records[42]);
+    assert_eq!(records[42]["code"], "DUPLICATE_IN_INPUT", "{}", records[42]);
+    assert!(
+        records[42]["message"]
+            .as_str()
+            .unwrap()
+            .contains("same e-mail as record 0"),
+        "{}",
+        records[42]
+    );
     assert_eq!(
         records[0]["outcome"], "inserted",
         "the first occurrence is imported"

@@ -6,10 +6,12 @@
 //!   polling, retries, resume journal) that runs any backend.
 //! - [`io`]: streaming readers and writers (JSON arrays, NDJSON, gzip) in bounded memory.
 //! - [`retry`]: the shared HTTP retry policy (feature `http`).
+//! - [`delete`]: the provider-neutral delete engine (`authmigrate delete`).
 //! - [`generate`]: reproducible test users, hashed on every core.
 //! - [`memory`]: an in-memory backend that proves the driver.
 
 pub mod backend;
+pub mod delete;
 #[cfg(feature = "http")]
 pub mod download;
 pub mod driver;

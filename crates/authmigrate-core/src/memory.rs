@@ -10,8 +10,11 @@
 //! of its own jobs run, and it rejects a batch whose records array exceeds
 //! [`Limits::max_array_bytes`] as a fatal error (the provider's 413).
 //!
-//! Faults are scripted with the `fail_*`, `transient_*`, `busy_*` and
-//! `fatal_on_submit` builders. The backend is cheaply cloneable: clones share state,
+//! Faults are scripted with the `fail_*`, `transient_*`, `busy_*`,
+//! `fatal_on_submit`, `in_doubt_*` / `gone_job` (the job ran, but its answer is
+//! lost or it ends without outcomes) and `with_quota` (a daily quota reserved per
+//! request, all or nothing, like Authgear's) builders; `with_resolve` lets
+//! [`ImportBackend::resolve`] look records up by e-mail. The backend is cheaply cloneable: clones share state,
 //! so a test can keep a handle for inspection ([`MemoryBackend::users`],
 //! [`MemoryBackend::submissions`], [`MemoryBackend::max_in_flight_seen`]).
 
@@ -61,6 +64,13 @@ struct State {
     fail_attempts: HashSet<(u64, u32)>,
     fail_always: HashSet<u64>,
     truncate: HashSet<u64>,
+    in_doubt_submits: HashSet<u64>,
+    in_doubt_jobs: HashSet<(u64, u32)>,
+    gone_jobs: HashSet<(u64, u32)>,
+    quota: Option<u64>,
+    resolve: bool,
+    resolve_calls: u64,
+    submitted_records: u64,
 
     users: BTreeMap<String, String>,
     next_user: u64,
@@ -122,6 +132,13 @@ impl MemoryBackend {
                 fail_attempts: HashSet::new(),
                 fail_always: HashSet::new(),
                 truncate: HashSet::new(),
+                in_doubt_submits: HashSet::new(),
+                in_doubt_jobs: HashSet::new(),
+                gone_jobs: HashSet::new(),
+                quota: None,
+                resolve: false,
+                resolve_calls: 0,
+                submitted_records: 0,
                 users: BTreeMap::new(),
                 next_user: 1,
                 jobs: HashMap::new(),
@@ -240,6 +257,53 @@ impl MemoryBackend {
         })
     }
 
+    /// The `k`-th call to `submit` (1-based) runs its job at once (importing its
+    /// records) but answers [`BackendError::InDoubt`], as if the
+    /// answer had been lost after the request was sent.
+    pub fn in_doubt_on_submit(self, k: u64) -> Self {
+        self.with(|s| {
+            s.in_doubt_submits.insert(k);
+        })
+    }
+
+    /// Attempt `attempt` (1-based, accepted submissions) of chunk `chunk` imports
+    /// its records, then ends as [`JobState::InDoubt`] (Auth0's `failed` after 2 h).
+    pub fn in_doubt_job(self, chunk: u64, attempt: u32) -> Self {
+        self.with(|s| {
+            s.in_doubt_jobs.insert((chunk, attempt));
+        })
+    }
+
+    /// Attempt `attempt` of chunk `chunk` imports its records, then is
+    /// [`JobState::Gone`] (its results expired).
+    pub fn gone_job(self, chunk: u64, attempt: u32) -> Self {
+        self.with(|s| {
+            s.gone_jobs.insert((chunk, attempt));
+        })
+    }
+
+    /// A daily quota of `records`: a request whose records exceed what is left is
+    /// refused as a whole ([`Submit::QuotaExceeded`]); an accepted one uses its
+    /// whole count, whatever its outcomes.
+    pub fn with_quota(self, records: u64) -> Self {
+        self.with(|s| s.quota = Some(records))
+    }
+
+    /// Records can be looked up by e-mail ([`ImportBackend::resolve`]).
+    pub fn with_resolve(self, resolve: bool) -> Self {
+        self.with(|s| s.resolve = resolve)
+    }
+
+    /// Calls to `resolve`.
+    pub fn resolve_calls(&self) -> u64 {
+        self.lock().resolve_calls
+    }
+
+    /// Records in accepted submissions (what a quota was charged).
+    pub fn submitted_records(&self) -> u64 {
+        self.lock().submitted_records
+    }
+
     /// The e-mails held, sorted.
     pub fn users(&self) -> Vec<String> {
         self.lock().users.keys().cloned().collect()
@@ -321,6 +385,16 @@ impl State {
         }
         if self.truncate.contains(&chunk) {
             outcomes.pop();
+        }
+        if self.in_doubt_jobs.contains(&(chunk, attempt)) {
+            return JobState::InDoubt {
+                reason: format!("scripted: chunk {chunk} attempt {attempt} ran but ended `failed`"),
+            };
+        }
+        if self.gone_jobs.contains(&(chunk, attempt)) {
+            return JobState::Gone {
+                reason: format!("scripted: job of chunk {chunk} attempt {attempt} not found"),
+            };
         }
         JobState::Finished(outcomes)
     }
@@ -413,6 +487,20 @@ impl ImportBackend for MemoryBackend {
                 None,
             ));
         }
+        if let Some(left) = s.quota {
+            let n = batch.records.len() as u64;
+            if n > left {
+                return Ok(Submit::QuotaExceeded(crate::backend::QuotaRefusal {
+                    period: "day".to_owned(),
+                    resets_at: None,
+                    message: format!(
+                        "usage limit exceeded: {n} records requested, {left} left today"
+                    ),
+                }));
+            }
+            s.quota = Some(left - n);
+        }
+        s.submitted_records += batch.records.len() as u64;
         let attempt = {
             let a = s.attempts.entry(batch.chunk).or_insert(0);
             *a += 1;
@@ -434,7 +522,42 @@ impl ImportBackend for MemoryBackend {
                 done: None,
             },
         );
+        if s.in_doubt_submits.contains(&s.submit_calls) {
+            // The job ran at once; nobody will poll it.
+            let state = s.run_job(&id);
+            s.running = s.running.saturating_sub(1);
+            if let Some(j) = s.jobs.get_mut(&id) {
+                j.records.clear();
+                j.done = Some(state);
+            }
+            return Err(BackendError::InDoubt(format!(
+                "scripted: the answer to submission {} was lost",
+                s.submit_calls
+            )));
+        }
         Ok(Submit::Accepted(JobId(id)))
+    }
+
+    async fn resolve(
+        &self,
+        batch: &Batch,
+    ) -> Result<Option<Vec<Option<RecordOutcome>>>, BackendError> {
+        let mut s = self.lock();
+        s.resolve_calls += 1;
+        if !s.resolve {
+            return Ok(None);
+        }
+        Ok(Some(
+            batch
+                .records
+                .iter()
+                .map(|r| {
+                    let user: MemoryUser = serde_json::from_slice(&r.json).ok()?;
+                    let id = s.users.get(&user.email.to_lowercase())?;
+                    Some(RecordOutcome::success(Outcome::Skipped, Some(id.clone())))
+                })
+                .collect(),
+        ))
     }
 
     async fn poll(&self, job: &JobId, _batch: &Batch) -> Result<JobState, BackendError> {

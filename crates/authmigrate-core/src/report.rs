@@ -199,6 +199,7 @@ impl ReportWriter {
 
         let mut first = true;
         let mut emit = |w: &mut BufWriter<File>, line: &[u8]| -> std::io::Result<()> {
+            crate::driver::test_hook("report");
             w.write_all(if first { b"\n" } else { b",\n" })?;
             first = false;
             w.write_all(line)

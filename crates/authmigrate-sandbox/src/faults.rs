@@ -7,9 +7,12 @@
 //! touches the sandbox helper routes under `/_sandbox/`.
 //!
 //! Per request, in this order:
-//! 1. the token bucket ([`FaultConfig::rate_limit`]): an empty bucket gives a 429;
-//!    Auth0 `/api/v2` responses carry `x-ratelimit-limit`, `x-ratelimit-remaining` and
-//!    `x-ratelimit-reset` (UNIX seconds) whenever a rate limit is configured;
+//! 1. the token bucket ([`FaultConfig::rate_limit`]): an empty bucket gives a 429.
+//!    Every Auth0 `/api/v2` response (successful or throttled) carries
+//!    `x-ratelimit-limit`, `x-ratelimit-remaining` and `x-ratelimit-reset` (UNIX
+//!    seconds), as `auth0-api.md` §8 (CORRECTED) says; when no rate limit is configured
+//!    the Auth0 routes use a generous default bucket ([`DEFAULT_AUTH0_RATE_LIMIT`]) so
+//!    the headers are still there;
 //! 2. unless [`FaultConfig::max_faults`] faults were already injected: a burst of 429s
 //!    ([`FaultConfig::burst_429`]), a dropped connection ([`FaultConfig::drop_rate`]),
 //!    a 500 ([`FaultConfig::error_rate`]) or a delay ([`FaultConfig::slow`]).
@@ -39,6 +42,13 @@ pub struct RateLimit {
     pub per_second: f64,
 }
 
+/// The bucket the Auth0 routes use when [`FaultConfig::rate_limit`] is `None`: generous
+/// enough never to refuse a test, but it still produces the `x-ratelimit-*` headers.
+pub const DEFAULT_AUTH0_RATE_LIMIT: RateLimit = RateLimit {
+    burst: 10_000,
+    per_second: 10_000.0,
+};
+
 /// What to inject. Everything is off by default; all randomness comes from `seed`.
 #[derive(Debug, Clone, Default)]
 pub struct FaultConfig {
@@ -46,8 +56,8 @@ pub struct FaultConfig {
     pub seed: u64,
     /// How long an import/export job takes from creation to done.
     pub job_latency: Duration,
-    /// Token-bucket rate limit on the provider routes; `None` means unlimited and no
-    /// rate-limit headers.
+    /// Token-bucket rate limit on the provider routes (both providers share it); `None`
+    /// means Authgear is unlimited and Auth0 uses [`DEFAULT_AUTH0_RATE_LIMIT`].
     pub rate_limit: Option<RateLimit>,
     /// Share (0..=1) of requests answered with a 500.
     pub error_rate: f64,
@@ -61,6 +71,26 @@ pub struct FaultConfig {
     pub fail_jobs: Vec<u32>,
     /// Stop injecting faults (bursts, drops, errors, delays) after this many.
     pub max_faults: Option<u32>,
+    /// 0-based creation numbers of Auth0 import jobs whose `POST /jobs/users-imports`
+    /// answers 500 "Internal error." although the job was created (and runs).
+    pub import_500_after_create: Vec<u32>,
+    /// 0-based creation numbers of Auth0 import jobs whose `POST /jobs/users-imports`
+    /// connection is dropped after the job was created (and runs).
+    pub import_drop_after_create: Vec<u32>,
+    /// `(n, k)`: the Auth0 import job with 0-based creation number `n` ends `failed`
+    /// after inserting (or updating) its first `k` users.
+    pub fail_jobs_after: Vec<(u32, usize)>,
+}
+
+/// What to do with a `POST /jobs/users-imports` answer after the job was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCreate {
+    /// Answer 202 as usual.
+    Answer,
+    /// Answer 500 "Internal error.".
+    Error,
+    /// Drop the connection.
+    Drop,
 }
 
 /// Which provider's error shapes a response must use.
@@ -105,43 +135,43 @@ pub enum Decision {
 }
 
 #[derive(Debug)]
-struct Inner {
-    config: FaultConfig,
-    rng: ChaCha8Rng,
+struct Bucket {
+    limit: RateLimit,
     tokens: f64,
     last_refill: Instant,
-    requests: u64,
-    burst_left: u32,
-    injected_since_set: u64,
 }
 
-impl Inner {
-    fn new(config: FaultConfig) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let tokens = config.rate_limit.map_or(0.0, |r| f64::from(r.burst));
+impl Bucket {
+    fn new(limit: RateLimit) -> Self {
         Self {
-            config,
-            rng,
-            tokens,
+            limit,
+            tokens: f64::from(limit.burst),
             last_refill: Instant::now(),
-            requests: 0,
-            burst_left: 0,
-            injected_since_set: 0,
         }
     }
 
     fn refill(&mut self, now: Instant) {
-        if let Some(rl) = self.config.rate_limit {
-            let elapsed = now
-                .saturating_duration_since(self.last_refill)
-                .as_secs_f64();
-            self.tokens = (self.tokens + elapsed * rl.per_second).min(f64::from(rl.burst));
-        }
+        let rl = self.limit;
+        let elapsed = now
+            .saturating_duration_since(self.last_refill)
+            .as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rl.per_second).min(f64::from(rl.burst));
         self.last_refill = now;
     }
 
-    fn rate_headers(&self) -> Option<RateHeaders> {
-        let rl = self.config.rate_limit?;
+    /// Takes one token; `false` when the bucket is empty.
+    fn take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn headers(&self) -> RateHeaders {
+        let rl = self.limit;
         let remaining = self.tokens.floor().max(0.0) as u64;
         let now_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -154,11 +184,48 @@ impl Inner {
             let wait = (missing / rl.per_second).ceil().max(1.0) as u64;
             now_unix + wait
         };
-        Some(RateHeaders {
+        RateHeaders {
             limit: u64::from(rl.burst),
             remaining,
             reset,
-        })
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: FaultConfig,
+    rng: ChaCha8Rng,
+    /// The configured bucket, shared by both providers.
+    bucket: Option<Bucket>,
+    /// The Auth0 default bucket, used when none is configured.
+    auth0_default: Bucket,
+    requests: u64,
+    burst_left: u32,
+    injected_since_set: u64,
+}
+
+impl Inner {
+    fn new(config: FaultConfig) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed);
+        Self {
+            bucket: config.rate_limit.map(Bucket::new),
+            auth0_default: Bucket::new(DEFAULT_AUTH0_RATE_LIMIT),
+            config,
+            rng,
+            requests: 0,
+            burst_left: 0,
+            injected_since_set: 0,
+        }
+    }
+
+    /// The bucket a request of `provider` draws from, if any.
+    fn bucket_for(&mut self, provider: Option<Provider>) -> Option<&mut Bucket> {
+        match (&mut self.bucket, provider) {
+            (Some(b), _) => Some(b),
+            (None, Some(Provider::Auth0)) => Some(&mut self.auth0_default),
+            (None, _) => None,
+        }
     }
 }
 
@@ -214,6 +281,36 @@ impl Faults {
         self.lock().config.fail_jobs.contains(&creation_number)
     }
 
+    /// After how many users the Auth0 import job with this creation number ends failed.
+    pub fn job_fails_after(&self, creation_number: u32) -> Option<usize> {
+        let inner = self.lock();
+        let found = inner.config.fail_jobs_after.iter();
+        found
+            .filter(|(n, _)| *n == creation_number)
+            .map(|(_, k)| *k)
+            .next()
+    }
+
+    /// What the answer to the Auth0 import POST that created job `creation_number` is.
+    pub fn import_after_create(&self, creation_number: u32) -> AfterCreate {
+        let inner = self.lock();
+        if inner
+            .config
+            .import_drop_after_create
+            .contains(&creation_number)
+        {
+            AfterCreate::Drop
+        } else if inner
+            .config
+            .import_500_after_create
+            .contains(&creation_number)
+        {
+            AfterCreate::Error
+        } else {
+            AfterCreate::Answer
+        }
+    }
+
     /// How many faults (429 bursts, 500s, drops, delays) were injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
@@ -224,12 +321,13 @@ impl Faults {
         self.rate_limited.load(Ordering::Relaxed)
     }
 
-    /// Decides the fate of one provider request (advances the RNG and the counters).
+    /// Decides the fate of one provider request (advances the RNG and the counters),
+    /// drawing from the configured bucket only.
     pub fn decide(&self) -> Decision {
-        self.decide_with_headers().0
+        self.decide_with_headers(None).0
     }
 
-    fn decide_with_headers(&self) -> (Decision, Option<RateHeaders>) {
+    fn decide_with_headers(&self, provider: Option<Provider>) -> (Decision, Option<RateHeaders>) {
         let mut inner = self.lock();
         let now = Instant::now();
         inner.requests += 1;
@@ -238,18 +336,16 @@ impl Faults {
         let r_err: f64 = inner.rng.r#gen();
         let r_slow: f64 = inner.rng.r#gen();
 
-        inner.refill(now);
-        if inner.config.rate_limit.is_some() {
-            if inner.tokens >= 1.0 {
-                inner.tokens -= 1.0;
-            } else {
-                let headers = inner.rate_headers();
+        let mut headers = None;
+        if let Some(bucket) = inner.bucket_for(provider) {
+            let taken = bucket.take(now);
+            headers = Some(bucket.headers());
+            if !taken {
                 drop(inner);
                 self.rate_limited.fetch_add(1, Ordering::Relaxed);
                 return (Decision::RateLimited, headers);
             }
         }
-        let headers = inner.rate_headers();
 
         let budget_left = inner
             .config
@@ -291,10 +387,11 @@ impl Faults {
 /// The body of a provider's 429 answer.
 fn too_many(provider: Provider) -> Response {
     match provider {
+        // The body of a real global-limit 429 (auth0-rbac-orgs-mfa.md §6, I31).
         Provider::Auth0 => auth0_error(
             StatusCode::TOO_MANY_REQUESTS,
             "Too Many Requests",
-            "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset headers.",
+            "Global limit has been reached",
             "too_many_requests",
         ),
         Provider::Authgear => authgear_error(
@@ -307,7 +404,7 @@ fn too_many(provider: Provider) -> Response {
 }
 
 /// The body of a provider's 500 answer.
-fn internal(provider: Provider) -> Response {
+pub(crate) fn internal(provider: Provider) -> Response {
     match provider {
         Provider::Auth0 => auth0_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -343,7 +440,7 @@ fn authgear_error(status: StatusCode, name: &str, reason: &str, message: &str) -
 
 /// A response whose body fails on first read, so hyper aborts the connection and the
 /// client sees a transport error instead of a response.
-fn dropped() -> Response {
+pub(crate) fn dropped() -> Response {
     let stream = futures::stream::once(async {
         Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
@@ -375,7 +472,9 @@ pub async fn inject(State(faults): State<Arc<Faults>>, req: Request, next: Next)
         return next.run(req).await;
     };
     let with_headers = provider == Provider::Auth0 && req.uri().path().starts_with("/api/v2/");
-    let (decision, headers) = faults.decide_with_headers();
+    // The bucket is tenant-wide, so the token endpoint draws from it too, but only the
+    // Management API answers carry the headers.
+    let (decision, headers) = faults.decide_with_headers(Some(provider));
     let mut response = match decision {
         Decision::RateLimited | Decision::Burst429 => too_many(provider),
         Decision::Error => internal(provider),
@@ -494,6 +593,41 @@ mod tests {
                 2
             ]
         );
+    }
+
+    #[test]
+    fn post_create_faults_by_job_number() {
+        let f = Faults::new(FaultConfig {
+            import_500_after_create: vec![0, 2],
+            import_drop_after_create: vec![2, 3],
+            fail_jobs_after: vec![(1, 5)],
+            ..FaultConfig::default()
+        });
+        let got: Vec<AfterCreate> = (0..5).map(|n| f.import_after_create(n)).collect();
+        assert_eq!(
+            got,
+            vec![
+                AfterCreate::Error,
+                AfterCreate::Answer,
+                AfterCreate::Drop,
+                AfterCreate::Drop,
+                AfterCreate::Answer
+            ]
+        );
+        assert_eq!(f.job_fails_after(1), Some(5));
+        assert_eq!(f.job_fails_after(0), None);
+    }
+
+    #[test]
+    fn auth0_gets_a_default_bucket_and_authgear_none() {
+        let f = Faults::new(FaultConfig::default());
+        let (d, h) = f.decide_with_headers(Some(Provider::Auth0));
+        assert_eq!(d, Decision::Pass { delay: None });
+        let h = h.expect("auth0 headers");
+        assert_eq!(h.limit, u64::from(DEFAULT_AUTH0_RATE_LIMIT.burst));
+        assert_eq!(h.remaining, u64::from(DEFAULT_AUTH0_RATE_LIMIT.burst) - 1);
+        assert!(f.decide_with_headers(Some(Provider::Authgear)).1.is_none());
+        assert_eq!(f.rate_limited(), 0);
     }
 
     #[test]

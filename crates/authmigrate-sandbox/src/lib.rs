@@ -143,7 +143,8 @@ impl Sandbox {
 
     /// Environment variables that point the CLI at this sandbox: `AUTH0_DOMAIN` (the base
     /// URL), `AUTH0_CLIENT_ID`, `AUTH0_CLIENT_SECRET`, `AUTHGEAR_ENDPOINT`,
-    /// `AUTHGEAR_PROJECT_ID` and `AUTHGEAR_KEY_ID`. `AUTHGEAR_PRIVATE_KEY_FILE` is not
+    /// `AUTHGEAR_PROJECT_ID` and `AUTHGEAR_KEY_ID` (plus `AUTH0_AUDIENCE` when the Auth0
+    /// tenant has a canonical domain). `AUTHGEAR_PRIVATE_KEY_FILE` is not
     /// included: the caller writes the PEM to a file itself.
     pub fn env_vars(&self) -> Vec<(String, String)> {
         let base = self.base_url();
@@ -159,6 +160,10 @@ impl Sandbox {
             ),
             ("AUTHGEAR_ENDPOINT".to_owned(), base),
         ];
+        // A tenant behind a custom domain wants the canonical audience.
+        if self.auth0.config().canonical_domain.is_some() {
+            vars.push(("AUTH0_AUDIENCE".to_owned(), self.auth0.audience()));
+        }
         vars.push((
             "AUTHGEAR_PROJECT_ID".to_owned(),
             self.authgear.project_id().to_owned(),

@@ -189,6 +189,7 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
             options: demo_options(),
             report: Some(report),
             total,
+            daily_quota: None,
         },
         out,
     )
@@ -283,6 +284,7 @@ async fn import_file(
             options: demo_options(),
             report: Some(report.to_owned()),
             total,
+            daily_quota: None,
         },
         out,
     )

@@ -3,7 +3,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
         fingerprint,
         poll_initial: POLL.0,
         poll_max: POLL.1,
+        wait_timeout: args.run.wait_timeout,
+        resume_command: resume_command(&args.run),
         ..DriverOptions::default()
     };
     let native = match args.to {
@@ -56,8 +58,15 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
         options,
         report: args.run.report.clone(),
         total: survey.records,
+        daily_quota: args.run.daily_quota,
     };
     import(backend, Box::new(inputs), readers, run, out).await
+}
+
+/// The command that resumes this run: this very command line, when it has a `--state`.
+pub(crate) fn resume_command(run: &crate::cli::RunArgs) -> Option<String> {
+    run.state.as_ref()?;
+    crate::command_line().map(str::to_owned)
 }
 
 /// What one import run needs besides the backend and its records.
@@ -67,6 +76,8 @@ pub(crate) struct Run {
     pub(crate) report: Option<PathBuf>,
     /// Records to expect (for the progress bar), if known.
     pub(crate) total: Option<u64>,
+    /// `--daily-quota` (dry run: how many days the import needs).
+    pub(crate) daily_quota: Option<u64>,
 }
 
 /// Runs one import with the CLI's observers (report, `--json`, progress) and turns
@@ -82,6 +93,7 @@ pub(crate) async fn import(
         options,
         report,
         total,
+        daily_quota,
     } = run;
     let dry_run = options.dry_run;
     let target = backend.name();
@@ -97,20 +109,31 @@ pub(crate) async fn import(
         ),
         plain: !out.json(),
         in_flight: AtomicI64::new(0),
+        waiting_logged: AtomicU64::new(u64::MAX),
         summary: Mutex::new(Summary::default()),
         report,
     });
     let result = run_import(backend, records, options, observer.clone()).await;
     observer.bar.finish_and_clear();
 
-    let summary = *observer.summary.lock().unwrap_or_else(|e| e.into_inner());
+    let mut summary = *observer.summary.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(report) = &observer.report {
         report.finish(&summary).context("cannot write the report")?;
     }
+    if let (true, Ok(planned)) = (dry_run, &result) {
+        // A dry run reports only the records that cannot be sent (and so does its
+        // report); the driver's summary also counts the planned ones.
+        summary = *planned;
+    }
     let read_error = readers.iter().find_map(|r| r.take_error());
+    // The quota is reserved per request, all or nothing; the driver fills it exactly
+    // (halving its requests), so the days are the records over the daily quota.
+    let days = daily_quota
+        .filter(|_| dry_run)
+        .map(|q| summary.planned.div_ceil(q));
     out.event(
         "summary",
-        json!({ "target": target, "dry_run": dry_run, "summary": summary }),
+        json!({ "target": target, "dry_run": dry_run, "summary": summary, "days": days }),
     );
     let result = result.map_err(|e| match e {
         authmigrate_core::Error::Backend(be) => crate::backends::backend_error(be),
@@ -134,6 +157,12 @@ pub(crate) async fn import(
             String::new()
         }
     ));
+    if let (Some(days), Some(q)) = (days, daily_quota) {
+        out.say(format!(
+            "with a daily quota of {q} records: {days} day(s) ({} records); after each day's stop, resume with the same --state",
+            summary.planned
+        ));
+    }
     match (result, read_error) {
         (Err(e), _) => Err(e),
         (Ok(_), Some(e)) => {
@@ -164,6 +193,8 @@ struct CliObserver {
     bar: ProgressBar,
     plain: bool,
     in_flight: AtomicI64,
+    /// The last 30-second step of waiting that was logged.
+    waiting_logged: AtomicU64,
     summary: Mutex<Summary>,
     report: Option<ReportObserver>,
 }
@@ -220,6 +251,88 @@ impl Observer for CliObserver {
             }
             Event::Busy { chunk, retry_after } => {
                 self.out.event("busy", json!({ "chunk": chunk, "retry_after_ms": retry_after.map(|d| d.as_millis() as u64) }));
+            }
+            Event::Waiting {
+                chunk,
+                what,
+                waited,
+                limit,
+            } => {
+                self.out.event(
+                    "waiting",
+                    json!({ "chunk": chunk, "what": what, "waited_ms": waited.as_millis() as u64, "limit_ms": limit.as_millis() as u64 }),
+                );
+                self.bar.set_message(format!(
+                    "waiting {}s of at most {}s for {what}",
+                    waited.as_secs(),
+                    limit.as_secs()
+                ));
+                // Once per 30 s of waiting in plain output.
+                if self.plain
+                    && self.bar.is_hidden()
+                    && waited.as_secs() / 30
+                        != self
+                            .waiting_logged
+                            .swap(waited.as_secs() / 30, Ordering::Relaxed)
+                {
+                    self.out.say(format!(
+                        "chunk {chunk}: waiting for {what}: {}s so far (--wait-timeout {}s)",
+                        waited.as_secs(),
+                        limit.as_secs()
+                    ));
+                }
+            }
+            Event::QuotaSplit {
+                chunk,
+                refused,
+                next,
+                period,
+            } => {
+                self.out.event(
+                    "quota_split",
+                    json!({ "chunk": chunk, "refused": refused, "next": next, "period": period }),
+                );
+                if self.plain {
+                    self.bar.suspend(|| {
+                        self.out.say(format!(
+                            "chunk {chunk}: the {period} quota refused {refused} records; sending {next} at a time"
+                        ))
+                    });
+                }
+            }
+            Event::InDoubt {
+                chunk,
+                records,
+                reason,
+            } => {
+                self.out.event(
+                    "in_doubt",
+                    json!({ "chunk": chunk, "records": records, "reason": reason }),
+                );
+                if self.plain {
+                    self.bar.suspend(|| {
+                        self.out.say(format!(
+                            "chunk {chunk}: {records} records may already be imported ({reason}): looking them up"
+                        ))
+                    });
+                }
+            }
+            Event::Resolved {
+                chunk,
+                found,
+                resend,
+            } => {
+                self.out.event(
+                    "resolved",
+                    json!({ "chunk": chunk, "found": found, "resend": resend }),
+                );
+                if self.plain {
+                    self.bar.suspend(|| {
+                        self.out.say(format!(
+                            "chunk {chunk}: {found} found at the provider (imported by the earlier attempt), {resend} to send again"
+                        ))
+                    });
+                }
             }
             Event::Retrying {
                 chunk,

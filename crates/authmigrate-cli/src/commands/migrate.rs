@@ -144,6 +144,8 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         fingerprint: format!("migrate-{:016x}", h.finish()),
         poll_initial: POLL.0,
         poll_max: POLL.1,
+        wait_timeout: args.run.wait_timeout,
+        resume_command: super::import::resume_command(&args.run),
         ..DriverOptions::default()
     };
     // The id map and the tickets are built from the report: keep one even if not asked.
@@ -155,6 +157,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         options,
         report: report.clone(),
         total: survey.records,
+        daily_quota: args.run.daily_quota,
     };
     let status = import(backend, Box::new(tap), readers, run, out).await;
     sidecar.lock().unwrap_or_else(|e| e.into_inner()).flush()?;

@@ -2,6 +2,7 @@
 
 mod convert;
 mod create;
+mod delete;
 mod demo;
 mod export;
 mod hashes;
@@ -27,6 +28,7 @@ pub(crate) fn dispatch(command: Command, out: &Output) -> anyhow::Result<Status>
         Command::Export(args) => export::run(args, out),
         Command::Convert(args) => convert::run(args, out),
         Command::Migrate(args) => migrate::run(args, out),
+        Command::Delete(args) => delete::run(args, out),
         Command::Demo(args) => demo::run(args, out),
         Command::Sandbox(args) => sandbox::run(args, out),
     }

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::*;
-use crate::backend::array_len_of;
+use crate::backend::{BackendError, Limits, array_len_of};
 use crate::memory::MemoryBackend;
 use crate::record::{HashAlgorithm, PasswordHash};
 
@@ -19,6 +19,20 @@ enum Ev {
         attempt: u32,
     },
     Busy,
+    Waiting,
+    QuotaSplit {
+        refused: usize,
+        next: usize,
+    },
+    InDoubt {
+        chunk: u64,
+        records: usize,
+    },
+    Resolved {
+        chunk: u64,
+        found: usize,
+        resend: usize,
+    },
     Retrying,
     Resumed {
         chunk: u64,
@@ -70,6 +84,18 @@ impl Observer for Collect {
                 Ev::Submitted { chunk, attempt }
             }
             Event::Busy { .. } => Ev::Busy,
+            Event::Waiting { .. } => Ev::Waiting,
+            Event::QuotaSplit { refused, next, .. } => Ev::QuotaSplit { refused, next },
+            Event::InDoubt { chunk, records, .. } => Ev::InDoubt { chunk, records },
+            Event::Resolved {
+                chunk,
+                found,
+                resend,
+            } => Ev::Resolved {
+                chunk,
+                found,
+                resend,
+            },
             Event::Retrying { .. } => Ev::Retrying,
             Event::Resumed { chunk, .. } => Ev::Resumed { chunk },
             Event::Replayed { chunk, records } => Ev::Replayed { chunk, records },
@@ -712,3 +738,5 @@ async fn a_chunk_is_filled_to_the_exact_byte() {
         vec![(0, 3, 2 + 3 * s + 2), (1, 3, 2 + 3 * s + 2), (2, 1, 2 + s)]
     );
 }
+
+mod issue12;

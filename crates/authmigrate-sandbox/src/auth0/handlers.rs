@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
@@ -12,8 +11,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::import::{self, is_connection_id, job_json};
-use super::validate::is_email;
-use super::{Auth0State, JobOutcome, Ticket, User, api_error, now_iso};
+use super::{Auth0State, JobOutcome, Ticket, User, api_error};
 use crate::passwords::{self, StoredPassword};
 
 pub(super) fn routes(state: Arc<Auth0State>) -> axum::Router {
@@ -26,15 +24,20 @@ pub(super) fn routes(state: Arc<Auth0State>) -> axum::Router {
             // The handler enforces `max_upload_bytes` itself (413 with Auth0's text).
             post(import::create_import).layer(DefaultBodyLimit::disable()),
         )
-        .route("/api/v2/jobs/users-exports", post(import::create_export))
+        .route(
+            "/api/v2/jobs/users-exports",
+            post(super::export::create_export),
+        )
         .route("/api/v2/jobs/{id}", get(get_job))
         .route("/api/v2/jobs/{id}/errors", get(job_errors))
-        .route("/api/v2/users", get(list_users).post(create_user))
-        .route("/api/v2/users/{id}", get(get_user).delete(delete_user))
-        .route("/api/v2/users-by-email", get(users_by_email))
+        .merge(super::users::routes())
+        .merge(super::rbac::routes())
+        .merge(super::orgs::routes())
+        .merge(super::mfa::routes())
         .route("/api/v2/tickets/password-change", post(password_change))
         .route("/_sandbox/auth0/exports/{job}/{file}", get(download_export))
         .route("/_sandbox/auth0/password-hashes", get(password_hashes))
+        .route("/_sandbox/auth0/clock", get(clock).post(clock))
         .with_state(state)
 }
 
@@ -56,9 +59,10 @@ impl Auth0State {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(invalid)?;
         let client = self.token_client(token.trim()).ok_or_else(invalid)?;
-        if !any_of
-            .iter()
-            .any(|s| self.config.scopes.iter().any(|g| g == s))
+        if !any_of.is_empty()
+            && !any_of
+                .iter()
+                .any(|s| self.config.scopes.iter().any(|g| g == s))
         {
             return Err(api_error(
                 StatusCode::FORBIDDEN,
@@ -68,9 +72,36 @@ impl Auth0State {
         }
         Ok(client)
     }
+
+    /// Like [`Auth0State::authorize`] for operations whose 403 says "expected all of".
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error is the finished HTTP answer"
+    )]
+    pub(super) fn authorize_all(
+        &self,
+        headers: &HeaderMap,
+        all_of: &[&str],
+    ) -> Result<String, Response> {
+        let client = self.authorize(headers, &[])?;
+        if !all_of
+            .iter()
+            .all(|s| self.config.scopes.iter().any(|g| g == s))
+        {
+            return Err(api_error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "Insufficient scope; expected all of: {}.",
+                    all_of.join(", ")
+                ),
+                "insufficient_scope",
+            ));
+        }
+        Ok(client)
+    }
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -78,12 +109,12 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-fn bad_request(message: &str) -> Response {
+pub(super) fn bad_request(message: &str) -> Response {
     api_error(StatusCode::BAD_REQUEST, message, "invalid_body")
 }
 
 /// Query pairs in order (repeated keys kept).
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .into_owned()
         .collect()
@@ -95,7 +126,10 @@ fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
     clippy::result_large_err,
     reason = "the error is the finished HTTP answer"
 )]
-fn paging(pairs: &[(String, String)], default_per_page: usize) -> Result<(usize, usize), Response> {
+pub(super) fn paging(
+    pairs: &[(String, String)],
+    default_per_page: usize,
+) -> Result<(usize, usize), Response> {
     let per_page = match query_get(pairs, "per_page").map(str::parse::<usize>) {
         None => default_per_page,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
@@ -117,7 +151,7 @@ fn paging(pairs: &[(String, String)], default_per_page: usize) -> Result<(usize,
     Ok((page, per_page))
 }
 
-fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(super) fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
@@ -181,6 +215,10 @@ async fn token(
                         "No audience parameter was provided, and no default audience has been configured",
                     );
                 }
+                // With a custom domain the audience stays the canonical tenant domain
+                // (auth0-api.md §7 (NEW)); a wrong one is 403 `access_denied`. The real
+                // `error_description` is not in the sources read: "Service not found"
+                // is the emulator's wording.
                 Some(a) if a != audience => {
                     return oauth_error(
                         StatusCode::FORBIDDEN,
@@ -200,6 +238,7 @@ async fn token(
             .into_response()
         }
         "http://auth0.com/oauth/grant-type/password-realm" => password_realm(&state, &params),
+        "http://auth0.com/oauth/grant-type/mfa-otp" => state.mfa_otp(&params),
         other => oauth_error(
             StatusCode::FORBIDDEN,
             "unsupported_grant_type",
@@ -235,10 +274,15 @@ fn password_realm(state: &Auth0State, params: &HashMap<String, String>) -> Respo
             .iter()
             .position(|u| {
                 u.connection == realm
-                    && (u.str_field("email") == Some(username)
+                    && (u
+                        .str_field("email")
+                        .is_some_and(|e| e.eq_ignore_ascii_case(username))
                         || u.str_field("username") == Some(username))
             })
-            .map(|i| (i, inner.users[i].password.clone(), inner.users[i].blocked()))
+            .map(|i| {
+                let u = &inner.users[i];
+                (i, u.password.clone(), u.blocked())
+            })
     };
     let Some((index, Some(stored), blocked)) = found else {
         return wrong();
@@ -250,12 +294,25 @@ fn password_realm(state: &Auth0State, params: &HashMap<String, String>) -> Respo
     if blocked {
         return oauth_error(StatusCode::UNAUTHORIZED, "unauthorized", "user is blocked");
     }
+    // A user enrolled in TOTP must finish with the mfa-otp grant (see `mfa.rs`).
+    let enrolled = {
+        let inner = state.lock();
+        inner
+            .users
+            .get(index)
+            .filter(|u| super::mfa::totp_secret(u).is_some())
+            .map(User::user_id)
+    };
+    if let Some(user_id) = enrolled {
+        return state.mfa_required(&user_id);
+    }
     let client = state.config.client_id.clone();
     {
         let mut inner = state.lock();
+        let now = inner.now_iso();
         if let Some(u) = inner.users.get_mut(index) {
             u.logins_count += 1;
-            u.last_login = Some(now_iso());
+            u.last_login = Some(now);
             u.logged_in_with_imported_hash = true;
         }
     }
@@ -352,7 +409,7 @@ async fn get_job(
     // Every look at a completed export gets a fresh, short-lived download link.
     let location = matches!(job.outcome, Some(JobOutcome::Export { .. }))
         .then(|| state.new_export_link(&mut inner, &job.id));
-    Json(job_json(&job, location)).into_response()
+    Json(job_json(&job, location, inner.clock.now())).into_response()
 }
 
 async fn job_errors(
@@ -375,7 +432,24 @@ async fn job_errors(
         Some(JobOutcome::Import { errors, .. }) if !errors.is_empty() => {
             Json(Value::Array(errors.clone())).into_response()
         }
-        // No errors (yet), a failed job, or an export job: 204 with an empty body.
+        // A failed job answers the job object (the OAS `oneOf` (b)).
+        Some(JobOutcome::Failed) => {
+            let mut j = job_json(job, None, inner.clock.now());
+            if let Some(o) = j.as_object_mut() {
+                o.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "id" | "type"
+                            | "status"
+                            | "created_at"
+                            | "connection_id"
+                            | "status_details"
+                    )
+                });
+            }
+            Json(j).into_response()
+        }
+        // No errors (yet), or an export job: 204 with an empty body.
         _ => StatusCode::NO_CONTENT.into_response(),
     }
 }
@@ -391,7 +465,7 @@ async fn download_export(
     let valid = inner
         .export_links
         .get(token)
-        .is_some_and(|l| l.job_id == job_id && Instant::now() < l.expires);
+        .is_some_and(|l| l.job_id == job_id && inner.clock.now() < l.expires);
     if !valid {
         return (
             StatusCode::FORBIDDEN,
@@ -471,275 +545,6 @@ async fn password_hashes(State(state): State<Arc<Auth0State>>, RawQuery(q): RawQ
         .into_response()
 }
 
-async fn create_user(
-    State(state): State<Arc<Auth0State>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let client = match state.authorize(&headers, &["create:users"]) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request("Payload validation error: 'Expected type object'.");
-    };
-    const ALLOWED: &[&str] = &[
-        "connection",
-        "email",
-        "phone_number",
-        "user_metadata",
-        "app_metadata",
-        "blocked",
-        "email_verified",
-        "phone_verified",
-        "given_name",
-        "family_name",
-        "name",
-        "nickname",
-        "picture",
-        "user_id",
-        "password",
-        "verify_email",
-        "username",
-    ];
-    if let Some(k) = body.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
-        return bad_request(&format!(
-            "Payload validation error: 'Additional properties not allowed: {k}'."
-        ));
-    }
-    let s = |k: &str| body.get(k).and_then(Value::as_str);
-    let Some(connection) = s("connection").filter(|c| !c.is_empty()) else {
-        return bad_request("Payload validation error: 'Missing required property: connection'.");
-    };
-    for (k, min, max) in [
-        ("given_name", 1, 150),
-        ("family_name", 1, 150),
-        ("name", 1, 300),
-        ("nickname", 1, 300),
-        ("username", 1, 128),
-        ("user_id", 0, 255),
-        ("password", 1, usize::MAX),
-    ] {
-        match body.get(k) {
-            None => {}
-            Some(Value::String(v)) if (min..=max).contains(&v.chars().count()) => {}
-            Some(Value::String(_)) => {
-                return bad_request(&format!(
-                    "Payload validation error: 'String length is out of range' on property {k}."
-                ));
-            }
-            Some(_) => {
-                return bad_request(&format!(
-                    "Payload validation error: 'Expected type string' on property {k}."
-                ));
-            }
-        }
-    }
-    if let Some(e) = s("email")
-        && !is_email(e)
-    {
-        return bad_request(&format!(
-            "Payload validation error: 'Object didn't pass validation for format email: {e}' on property email."
-        ));
-    }
-    let conn = {
-        let inner = state.lock();
-        inner.connection_by_name(connection).cloned()
-    };
-    let Some(conn) = conn else {
-        return bad_request("Connection does not exist.");
-    };
-    if !conn.is_database() && conn.strategy != "email" && conn.strategy != "sms" {
-        return bad_request(
-            "Connection does not support user creation through the API. It must either be a database or passwordless connection.",
-        );
-    }
-    if !conn.enabled_clients.contains(&client) {
-        return bad_request(&format!(
-            "Connection must be enabled for this client to perform single user creation and signup operations (client_id: {client} - connection: {})",
-            conn.name
-        ));
-    }
-    if body.contains_key("username") && !conn.requires_username {
-        return bad_request("Cannot set username for connection without requires_username.");
-    }
-    let Some(email) = s("email") else {
-        return bad_request("Payload validation error: 'Missing required property: email'.");
-    };
-    let password = if conn.is_database() {
-        let Some(pw) = s("password") else {
-            return bad_request("Payload validation error: 'Missing required property: password'.");
-        };
-        // Hash before taking the lock (bcrypt is slow).
-        match bcrypt::hash(pw, state.config.bcrypt_cost) {
-            Ok(h) => Some(StoredPassword::Bcrypt(h)),
-            Err(_) => return bad_request("PasswordStrengthError: Password is not allowed."),
-        }
-    } else {
-        None
-    };
-    let mut inner = state.lock();
-    let exists = inner.users.iter().any(|u| {
-        u.connection == conn.name
-            && (u.str_field("email") == Some(email)
-                || (s("user_id").is_some() && u.alt_id.as_deref() == s("user_id")))
-    });
-    if exists {
-        return api_error(
-            StatusCode::CONFLICT,
-            "User already exists.",
-            "auth0_idp_error",
-        );
-    }
-    let now = now_iso();
-    let mut profile = Map::new();
-    for (k, v) in &body {
-        if !matches!(
-            k.as_str(),
-            "connection" | "password" | "user_id" | "verify_email"
-        ) {
-            profile.insert(k.clone(), v.clone());
-        }
-    }
-    profile
-        .entry("email_verified")
-        .or_insert_with(|| json!(false));
-    let oid = inner.new_oid();
-    let user = User {
-        oid,
-        alt_id: s("user_id").filter(|id| !id.is_empty()).map(str::to_owned),
-        connection: conn.name.clone(),
-        profile,
-        password_set_date: password.as_ref().map(|_| now.clone()),
-        password,
-        logged_in_with_imported_hash: false,
-        logins_count: 0,
-        created_at: now.clone(),
-        updated_at: now,
-        last_login: None,
-    };
-    let out = user.to_json();
-    inner.users.push(user);
-    (StatusCode::CREATED, Json(out)).into_response()
-}
-
-/// A parsed `q` of the form `email:"x"` or `email:x` (the only search supported).
-fn email_query(q: &str) -> Option<String> {
-    let v = q.trim().strip_prefix("email:")?;
-    Some(v.trim_matches('"').to_owned())
-}
-
-async fn list_users(
-    State(state): State<Arc<Auth0State>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    if let Err(r) = state.authorize(&headers, &["read:users"]) {
-        return r;
-    }
-    let pairs = query_pairs(q.as_deref());
-    let (page, per_page) = match paging(&pairs, 50) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if (page + 1) * per_page > 1000 {
-        return bad_request(
-            "You can only page through the first 1000 records. See https://auth0.com/docs/users/search/v3/view-search-results-by-page#limitation",
-        );
-    }
-    let filter = match query_get(&pairs, "q") {
-        None | Some("") => None,
-        Some(q) => match email_query(q) {
-            Some(e) => Some(e),
-            None => {
-                return bad_request("The sandbox only supports q=email:\"address\" searches.");
-            }
-        },
-    };
-    let connection = query_get(&pairs, "connection");
-    let inner = state.lock();
-    let all: Vec<Value> = inner
-        .users
-        .iter()
-        .filter(|u| {
-            filter.as_deref().is_none_or(|e| {
-                u.str_field("email")
-                    .is_some_and(|m| m.eq_ignore_ascii_case(e))
-            })
-        })
-        .filter(|u| connection.is_none_or(|c| u.connection == c))
-        .map(User::to_json)
-        .collect();
-    let total = all.len().min(1000);
-    let items: Vec<Value> = all
-        .into_iter()
-        .skip(page * per_page)
-        .take(per_page)
-        .collect();
-    if query_get(&pairs, "include_totals") == Some("true") {
-        Json(json!({
-            "start": page * per_page,
-            "limit": per_page,
-            "length": items.len(),
-            "total": total,
-            "users": items,
-        }))
-        .into_response()
-    } else {
-        Json(Value::Array(items)).into_response()
-    }
-}
-
-async fn users_by_email(
-    State(state): State<Arc<Auth0State>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    if let Err(r) = state.authorize(&headers, &["read:users"]) {
-        return r;
-    }
-    let pairs = query_pairs(q.as_deref());
-    let Some(email) = query_get(&pairs, "email") else {
-        return bad_request("Query validation error: 'Missing required property: email'.");
-    };
-    let inner = state.lock();
-    // Case-sensitive, as documented.
-    let users: Vec<Value> = inner
-        .users
-        .iter()
-        .filter(|u| u.str_field("email") == Some(email))
-        .map(User::to_json)
-        .collect();
-    Json(Value::Array(users)).into_response()
-}
-
-async fn get_user(
-    State(state): State<Arc<Auth0State>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = state.authorize(&headers, &["read:users"]) {
-        return r;
-    }
-    let inner = state.lock();
-    match inner.users.iter().find(|u| u.user_id() == id) {
-        Some(u) => Json(u.to_json()).into_response(),
-        None => api_error(StatusCode::NOT_FOUND, "User not found.", "inexistent_user"),
-    }
-}
-
-async fn delete_user(
-    State(state): State<Arc<Auth0State>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = state.authorize(&headers, &["delete:users"]) {
-        return r;
-    }
-    state.lock().users.retain(|u| u.user_id() != id);
-    StatusCode::NO_CONTENT.into_response()
-}
-
 async fn password_change(
     State(state): State<Arc<Auth0State>>,
     headers: HeaderMap,
@@ -798,7 +603,11 @@ async fn password_change(
             inner
                 .users
                 .iter()
-                .find(|u| u.connection == name && u.str_field("email") == Some(email))
+                .find(|u| {
+                    u.connection == name
+                        && u.str_field("email")
+                            .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })
                 .map(User::user_id)
         }
         _ => {
@@ -818,4 +627,19 @@ async fn password_change(
         ttl_sec: if ttl_sec == 0 { 432_000 } else { ttl_sec },
     });
     (StatusCode::CREATED, Json(json!({"ticket": url}))).into_response()
+}
+
+/// `GET` or `POST /_sandbox/auth0/clock`: `{"advance_seconds": N}` moves the emulator's
+/// clock N seconds forward; both answer `{"offset_seconds": …}`.
+async fn clock(State(state): State<Arc<Auth0State>>, body: axum::body::Bytes) -> Response {
+    if !body.is_empty() {
+        match serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("advance_seconds").and_then(Value::as_u64))
+        {
+            Some(n) => state.advance_clock(std::time::Duration::from_secs(n)),
+            None => return bad_request("Expected {\"advance_seconds\": <non-negative integer>}."),
+        }
+    }
+    Json(json!({"offset_seconds": state.clock_offset().as_secs()})).into_response()
 }

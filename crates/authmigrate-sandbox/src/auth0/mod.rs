@@ -9,8 +9,15 @@
 //! State lives in memory behind one mutex. Jobs complete `job_latency` after creation:
 //! lazily whenever any request or accessor looks at the state, and also from a timer.
 
+mod clock;
+mod export;
 mod handlers;
 mod import;
+pub mod mfa;
+mod orgs;
+mod paging;
+mod rbac;
+mod users;
 mod validate;
 
 use std::collections::HashMap;
@@ -24,6 +31,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value, json};
 
+use self::clock::Clock;
 use crate::faults::Faults;
 use crate::passwords::{self, StoredPassword};
 
@@ -39,6 +47,19 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "read:connections",
     "update:connections",
     "create:user_tickets",
+    "update:users",
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "read:role_members",
+    "create:role_members",
+    "read:resource_servers",
+    "read:organizations",
+    "create:organizations",
+    "read:organization_members",
+    "create:organization_members",
+    "read:organization_member_roles",
+    "create:organization_member_roles",
 ];
 
 /// One connection of the emulated tenant.
@@ -54,17 +75,93 @@ pub struct ConnectionConfig {
     pub enabled_for_client: bool,
     /// Whether the connection requires a username.
     pub requires_username: bool,
+    /// The password policy `POST /api/v2/users` enforces (`None`: any password).
+    pub password_policy: Option<PasswordPolicy>,
+    /// `options.validation.username {min, max}` (`None`: the API's 1..=128).
+    pub username_length: Option<(usize, usize)>,
 }
 
 impl ConnectionConfig {
-    fn new(name: &str, strategy: &str, enabled: bool) -> Self {
+    /// A connection with no password policy and no username rules.
+    pub fn new(name: &str, strategy: &str, enabled: bool) -> Self {
         Self {
             id: None,
             name: name.to_owned(),
             strategy: strategy.to_owned(),
             enabled_for_client: enabled,
             requires_username: false,
+            password_policy: None,
+            username_length: None,
         }
+    }
+}
+
+/// A database connection's password policy (auth0-api.md §6 (NEW)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// `options.password_complexity_options.min_length`.
+    pub min_length: usize,
+    /// At most this many identical characters in a row ("excellent": 2).
+    pub max_identical_in_row: Option<usize>,
+    /// Lower case, upper case, digit and special character all required.
+    pub all_character_classes: bool,
+    /// Refuse three or more sequential characters (`abc`, `123`, `cba`), as a flexible
+    /// policy can.
+    pub block_sequential: bool,
+}
+
+impl PasswordPolicy {
+    /// The strictest built-in level, "excellent": no more than 2 identical characters in
+    /// a row, every character class, and `min_length`.
+    pub fn excellent(min_length: usize) -> Self {
+        Self {
+            min_length,
+            max_identical_in_row: Some(2),
+            all_character_classes: true,
+            block_sequential: false,
+        }
+    }
+
+    /// "excellent" plus the flexible policy's sequential-character block.
+    pub fn strictest(min_length: usize) -> Self {
+        Self {
+            block_sequential: true,
+            ..Self::excellent(min_length)
+        }
+    }
+
+    /// Whether `password` satisfies the policy.
+    pub fn allows(&self, password: &str) -> bool {
+        let chars: Vec<char> = password.chars().collect();
+        if chars.len() < self.min_length {
+            return false;
+        }
+        if self.all_character_classes {
+            let classes = [
+                chars.iter().any(char::is_ascii_lowercase),
+                chars.iter().any(char::is_ascii_uppercase),
+                chars.iter().any(char::is_ascii_digit),
+                chars.iter().any(|c| !c.is_ascii_alphanumeric()),
+            ];
+            if classes.contains(&false) {
+                return false;
+            }
+        }
+        if let Some(max) = self.max_identical_in_row
+            && chars.windows(max + 1).any(|w| w.iter().all(|c| *c == w[0]))
+        {
+            return false;
+        }
+        if self.block_sequential
+            && chars.windows(3).any(|w| {
+                let (a, b, c) = (w[0] as i64, w[1] as i64, w[2] as i64);
+                w.iter().all(char::is_ascii_alphanumeric)
+                    && ((b - a == 1 && c - b == 1) || (a - b == 1 && b - c == 1))
+            })
+        {
+            return false;
+        }
+        true
     }
 }
 
@@ -92,6 +189,16 @@ pub struct Auth0Config {
     pub export_link_ttl: Duration,
     /// bcrypt cost used by `POST /api/v2/users` (default 10).
     pub bcrypt_cost: u32,
+    /// The canonical tenant domain (`tenant.eu.auth0.com`), for tenants reached through
+    /// a custom domain: the client-credentials `audience` must then be
+    /// `https://{canonical_domain}/api/v2/`. `None`: `{base_url}/api/v2/`.
+    pub canonical_domain: Option<String>,
+    /// How far the emulator's clock starts ahead of real time (default 0).
+    pub clock_offset: Duration,
+    /// An import job still running after this long ends `failed` (default 2 h).
+    pub job_timeout: Duration,
+    /// Job data is deleted this long after creation (default 24 h).
+    pub job_retention: Duration,
 }
 
 impl Default for Auth0Config {
@@ -111,6 +218,10 @@ impl Default for Auth0Config {
             max_upload_bytes: 512_000,
             export_link_ttl: Duration::from_secs(60),
             bcrypt_cost: 10,
+            canonical_domain: None,
+            clock_offset: Duration::ZERO,
+            job_timeout: Duration::from_secs(2 * 3600),
+            job_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -128,6 +239,10 @@ impl std::fmt::Debug for Auth0Config {
             .field("max_upload_bytes", &self.max_upload_bytes)
             .field("export_link_ttl", &self.export_link_ttl)
             .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("canonical_domain", &self.canonical_domain)
+            .field("clock_offset", &self.clock_offset)
+            .field("job_timeout", &self.job_timeout)
+            .field("job_retention", &self.job_retention)
             .finish()
     }
 }
@@ -139,6 +254,8 @@ pub(crate) struct Connection {
     pub(crate) strategy: String,
     pub(crate) enabled_clients: Vec<String>,
     pub(crate) requires_username: bool,
+    pub(crate) password_policy: Option<PasswordPolicy>,
+    pub(crate) username_length: Option<(usize, usize)>,
 }
 
 impl Connection {
@@ -155,11 +272,49 @@ impl Connection {
             "realms": [self.name],
             "is_domain_connection": false,
             "options": if self.is_database() {
-                json!({"requires_username": self.requires_username, "import_mode": false})
+                self.database_options()
             } else {
                 json!({})
             },
         })
+    }
+
+    /// `options` of a database connection: `passwordPolicy`,
+    /// `password_complexity_options.min_length` and `validation.username {min, max}`
+    /// (field names from the OAS `ConnectionOptionsAuth0`, see auth0-api.md §6).
+    fn database_options(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("requires_username".into(), json!(self.requires_username));
+        o.insert("import_mode".into(), json!(false));
+        match &self.password_policy {
+            Some(p) => {
+                let level =
+                    if p.max_identical_in_row.is_some_and(|m| m <= 2) && p.all_character_classes {
+                        "excellent"
+                    } else {
+                        "good"
+                    };
+                o.insert("passwordPolicy".into(), json!(level));
+                o.insert(
+                    "password_complexity_options".into(),
+                    json!({"min_length": p.min_length}),
+                );
+            }
+            None => {
+                o.insert("passwordPolicy".into(), json!("none"));
+            }
+        }
+        if let Some((min, max)) = self.username_length {
+            o.insert(
+                "validation".into(),
+                json!({"username": {"min": min, "max": max}}),
+            );
+            o.insert(
+                "attributes".into(),
+                json!({"username": {"validation": {"min_length": min, "max_length": max}}}),
+            );
+        }
+        Value::Object(o)
     }
 }
 
@@ -179,6 +334,8 @@ pub(crate) struct User {
     pub(crate) created_at: String,
     pub(crate) updated_at: String,
     pub(crate) last_login: Option<String>,
+    /// Imported `mfa_factors` (secrets stay here; never shown by the API).
+    pub(crate) mfa_factors: Vec<Value>,
 }
 
 impl User {
@@ -247,7 +404,8 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A job's request. `Debug` shows counts only: the users carry password hashes.
+#[derive(Clone)]
 pub(crate) enum JobKind {
     Import {
         connection_id: String,
@@ -265,6 +423,28 @@ pub(crate) enum JobKind {
         fields: Option<Vec<Value>>,
         limit: Option<u64>,
     },
+}
+
+impl std::fmt::Debug for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobKind::Import {
+                connection,
+                upsert,
+                users,
+                ..
+            } => f
+                .debug_struct("Import")
+                .field("connection", connection)
+                .field("upsert", upsert)
+                .field("users", &users.len())
+                .finish_non_exhaustive(),
+            JobKind::Export { connection, .. } => f
+                .debug_struct("Export")
+                .field("connection", connection)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +467,10 @@ pub(crate) struct Job {
     pub(crate) created: Instant,
     pub(crate) latency: Duration,
     pub(crate) outcome: Option<JobOutcome>,
+    /// End `failed` after processing this many users (fault or 2-hour timeout).
+    pub(crate) fail_after: Option<usize>,
+    /// Why the job failed (`status_details`).
+    pub(crate) failure: Option<String>,
 }
 
 impl Job {
@@ -329,6 +513,11 @@ pub(crate) struct Inner {
     pub(crate) import_jobs_created: u32,
     pub(crate) completion_emails: u32,
     pub(crate) max_active_seen: usize,
+    pub(crate) clock: Arc<Clock>,
+    pub(crate) rbac: rbac::Rbac,
+    pub(crate) mfa: mfa::MfaState,
+    /// `user_id` → position in `users`; rebuilt on demand after [`Inner::users_changed`].
+    user_index: std::cell::RefCell<Option<HashMap<String, usize>>>,
 }
 
 impl Inner {
@@ -352,6 +541,28 @@ impl Inner {
         self.connections.iter().find(|c| c.name == name)
     }
 
+    /// Must follow every change to `users` (insert, delete).
+    pub(crate) fn users_changed(&self) {
+        self.user_index.replace(None);
+    }
+
+    /// The position of the user with this `user_id` (`auth0|…`).
+    pub(crate) fn user_pos(&self, user_id: &str) -> Option<usize> {
+        let mut cache = self.user_index.borrow_mut();
+        let index = cache.get_or_insert_with(|| {
+            self.users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.user_id(), i))
+                .collect()
+        });
+        index.get(user_id).copied()
+    }
+
+    pub(crate) fn now_iso(&self) -> String {
+        self.clock.now_iso()
+    }
+
     fn active_imports(&self) -> usize {
         self.jobs.iter().filter(|j| j.is_active_import()).count()
     }
@@ -362,6 +573,7 @@ pub struct Auth0State {
     config: Auth0Config,
     base_url: String,
     faults: Arc<Faults>,
+    clock: Arc<Clock>,
     inner: Mutex<Inner>,
 }
 
@@ -378,6 +590,7 @@ impl Auth0State {
     /// A fresh tenant served at `base_url` (`http://127.0.0.1:PORT`, used for the token
     /// audience `{base_url}/api/v2/` and for download and ticket URLs).
     pub fn new(config: Auth0Config, faults: Arc<Faults>, base_url: String) -> Self {
+        let clock = Arc::new(Clock::new(config.clock_offset));
         let mut inner = Inner {
             connections: Vec::new(),
             users: Vec::new(),
@@ -389,6 +602,10 @@ impl Auth0State {
             import_jobs_created: 0,
             completion_emails: 0,
             max_active_seen: 0,
+            clock: clock.clone(),
+            rbac: rbac::Rbac::default(),
+            mfa: mfa::MfaState::default(),
+            user_index: std::cell::RefCell::new(None),
         };
         for c in &config.connections {
             let id = match &c.id {
@@ -405,14 +622,28 @@ impl Auth0State {
                     Vec::new()
                 },
                 requires_username: c.requires_username,
+                password_policy: c.password_policy,
+                username_length: c.username_length,
             });
         }
         Self {
             config,
             base_url,
             faults,
+            clock,
             inner: Mutex::new(inner),
         }
+    }
+
+    /// Moves the emulator's clock forward (job timeouts and retention, token and link
+    /// expiry all follow it).
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// How far the emulator's clock is ahead of real time.
+    pub fn clock_offset(&self) -> Duration {
+        self.clock.offset()
     }
 
     /// The settings this tenant runs with.
@@ -430,9 +661,13 @@ impl Auth0State {
         &self.config.client_secret
     }
 
-    /// The audience the token endpoint expects: `{base_url}/api/v2/`.
+    /// The audience the token endpoint expects: `https://{canonical_domain}/api/v2/`
+    /// when a canonical domain is configured, else `{base_url}/api/v2/`.
     pub fn audience(&self) -> String {
-        format!("{}/api/v2/", self.base_url)
+        match &self.config.canonical_domain {
+            Some(d) => format!("https://{d}/api/v2/"),
+            None => format!("{}/api/v2/", self.base_url),
+        }
     }
 
     /// The id of the connection called `name`.
@@ -443,7 +678,7 @@ impl Auth0State {
     /// Locks the state after completing every job that is due.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        import::complete_due_jobs(&mut inner, &self.base_url, &self.config.tenant);
+        import::complete_due_jobs(&mut inner, &self.config);
         inner
     }
 
@@ -452,12 +687,16 @@ impl Auth0State {
         self.lock().users.iter().map(User::to_json).collect()
     }
 
-    /// The user with exactly this email (any connection), as a profile.
+    /// The user with this email (any connection, case-insensitive: Auth0 keeps e-mails
+    /// lower-cased), as a profile.
     pub fn user_by_email(&self, email: &str) -> Option<Value> {
         self.lock()
             .users
             .iter()
-            .find(|u| u.str_field("email") == Some(email))
+            .find(|u| {
+                u.str_field("email")
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .map(User::to_json)
     }
 
@@ -488,7 +727,10 @@ impl Auth0State {
             .lock()
             .users
             .iter()
-            .find(|u| u.str_field("email") == Some(email))
+            .find(|u| {
+                u.str_field("email")
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .and_then(|u| u.password.clone());
         stored.is_some_and(|s| passwords::verify(password, &s))
     }
@@ -500,7 +742,7 @@ impl Auth0State {
             token.clone(),
             Token {
                 client_id: client_id.to_owned(),
-                expires: Instant::now() + self.config.token_lifetime,
+                expires: self.clock.now() + self.config.token_lifetime,
             },
         );
         (token, self.config.token_lifetime.as_secs())
@@ -510,7 +752,7 @@ impl Auth0State {
     fn token_client(&self, token: &str) -> Option<String> {
         let inner = self.lock();
         let t = inner.tokens.get(token)?;
-        (Instant::now() < t.expires).then(|| t.client_id.clone())
+        (self.clock.now() < t.expires).then(|| t.client_id.clone())
     }
 
     fn new_export_link(&self, inner: &mut Inner, job_id: &str) -> String {
@@ -519,7 +761,7 @@ impl Auth0State {
             token.clone(),
             ExportLink {
                 job_id: job_id.to_owned(),
-                expires: Instant::now() + self.config.export_link_ttl,
+                expires: self.clock.now() + self.config.export_link_ttl,
             },
         );
         format!(
@@ -560,12 +802,4 @@ pub(crate) fn api_error(status: StatusCode, message: &str, error_code: &str) -> 
         })),
     )
         .into_response()
-}
-
-/// Now as Auth0 writes it: ISO 8601 with milliseconds and `Z`.
-pub(crate) fn now_iso() -> String {
-    let ms = jiff::Timestamp::now().as_millisecond();
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| format!("{t:.3}"))
-        .unwrap_or_default()
 }

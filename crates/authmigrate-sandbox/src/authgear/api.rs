@@ -1,14 +1,18 @@
 //! Authgear's HTTP plumbing: APIError bodies, the JSON content-type rule, the body limit,
 //! JSON syntax errors, ids and timestamps.
 
+use std::sync::Arc;
+
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::object;
+use super::{AuthgearState, object};
 
 /// Crockford-style base32 alphabet of `pkg/util/base32`.
 const BASE32: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -102,6 +106,136 @@ fn is_json_content_type(value: &str) -> bool {
         let v = v.trim().trim_matches('"');
         k.trim().eq_ignore_ascii_case("charset") && v.eq_ignore_ascii_case("utf-8")
     })
+}
+
+/// The admin router's content-type middleware (after authorization): a request with a
+/// body whose media type is not JSON (or, on the GraphQL route, `application/graphql`)
+/// gets 415 `text/plain` `invalid content type: <type>`, like Go's `http.Error`. On the
+/// GraphQL route a `charset` other than `utf-8`/`utf8` is refused the same way; on the
+/// other routes JSON with a bad parameter goes on to the handler's 400.
+pub(super) async fn content_type_gate(request: Request, next: Next) -> Response {
+    if request.method() == Method::GET || request.method() == Method::HEAD {
+        return next.run(request).await;
+    }
+    let raw = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let graphql = request.uri().path().ends_with("/graphql");
+    let mut parts = raw.split(';');
+    let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let media_ok = media == "application/json" || (graphql && media == "application/graphql");
+    let charset_ok = !graphql
+        || parts.all(|p| match p.split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+                let v = v.trim().trim_matches('"');
+                v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        });
+    if media_ok && charset_ok {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        format!("invalid content type: {raw}\n"),
+    )
+        .into_response()
+}
+
+/// A response whose body fails on first read: hyper aborts the connection and the
+/// client sees a transport error, not an answer.
+pub(super) fn dropped() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "sandbox fault: connection dropped",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn clock_json(state: &AuthgearState) -> Response {
+    let now = state.now();
+    let offset = now.duration_since(jiff::Timestamp::now());
+    axum::Json(json!({ "now": now.to_string(), "offset_seconds": offset.as_secs() }))
+        .into_response()
+}
+
+/// `GET /_sandbox/authgear/clock`: `{"now": RFC 3339, "offset_seconds": n}`.
+pub(super) async fn clock_get(State(state): State<Arc<AuthgearState>>) -> Response {
+    clock_json(&state)
+}
+
+/// `POST /_sandbox/authgear/clock` with `{"now": "<RFC 3339>"}` or
+/// `{"advance": "<duration>"}` (`25h`, `90s`, `-1h`, jiff's friendly format).
+pub(super) async fn clock_set(
+    State(state): State<Arc<AuthgearState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let bad = || {
+        error_response(api_error(
+            "BadRequest",
+            "BadRequest",
+            "body must be {\"now\": RFC 3339} or {\"advance\": duration}",
+            None,
+        ))
+    };
+    if let Some(now) = v.get("now").and_then(Value::as_str) {
+        let Ok(ts) = now.parse::<jiff::Timestamp>() else {
+            return bad();
+        };
+        state.set_clock(ts);
+    } else if let Some(by) = v.get("advance").and_then(Value::as_str) {
+        let Ok(d) = by.parse::<jiff::SignedDuration>() else {
+            return bad();
+        };
+        state.advance_clock(d);
+    } else {
+        return bad();
+    }
+    clock_json(&state)
+}
+
+/// `POST /_sandbox/authgear/import-faults` with `{"nth": n, "fault": "error500" | "drop" |
+/// null}`: the nth accepted import POST (0-based, counting from the project's start)
+/// fails that way after its job was created; `null` clears it.
+pub(super) async fn import_faults_set(
+    State(state): State<Arc<AuthgearState>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let nth = v
+        .get("nth")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok());
+    let fault = match v.get("fault") {
+        Some(Value::String(f)) if f == "error500" => Some(Some(super::ImportFault::Error500)),
+        Some(Value::String(f)) if f == "drop" => Some(Some(super::ImportFault::Drop)),
+        Some(Value::Null) => Some(None),
+        _ => None,
+    };
+    let (Some(nth), Some(fault)) = (nth, fault) else {
+        return error_response(api_error(
+            "BadRequest",
+            "BadRequest",
+            "body must be {\"nth\": integer, \"fault\": \"error500\" | \"drop\" | null}",
+            None,
+        ));
+    };
+    state.set_import_fault(nth, fault);
+    axum::Json(json!({ "nth": nth, "fault": v["fault"] })).into_response()
 }
 
 /// Reads the body; more than `limit` bytes gives 413 `JSONTooLarge` with `info.limit`.

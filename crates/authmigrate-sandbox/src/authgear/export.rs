@@ -16,6 +16,7 @@ use super::api::{
     ADMIN_BODY_LIMIT, api_error, check_json_content_type, error_response, new_id, parse_json,
     read_body, result_response, rfc3339,
 };
+use super::store::{Kind, STD_ATTRS, StoredUser};
 use super::{AuthgearState, object};
 
 /// An export job.
@@ -162,7 +163,7 @@ pub(super) async fn create(
     }
     let job = ExportJob {
         id: new_id("userexport_"),
-        created_at: jiff::Timestamp::now(),
+        created_at: state.now(),
         request,
         completed_at: None,
         key: None,
@@ -180,14 +181,16 @@ async fn run(state: Arc<AuthgearState>, id: String) {
     tokio::time::sleep(state.faults.job_latency()).await;
     state.wait_unpaused().await;
     let _turn = state.queue.lock().await;
+    let now = state.now();
     let mut inner = state.lock();
     let mut file = Vec::new();
     for user in &inner.store.users {
-        let line = user.export_record(&state.config.project_id).to_string();
+        let line = user
+            .export_record(&state.config.project_id, now)
+            .to_string();
         file.extend_from_slice(line.as_bytes());
         file.push(b'\n');
     }
-    let now = jiff::Timestamp::now();
     let stamp = now.strftime("%Y%m%d%H%M%SZ").to_string();
     if let Some(job) = inner.exports.get_mut(&id) {
         job.key = Some(format!(
@@ -227,7 +230,17 @@ pub(super) async fn get(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_owned();
+    let now = state.now();
     let mut inner = state.lock();
+    // Results expire 24 h after the task completes (retention TTL).
+    let expired = inner
+        .exports
+        .get(&id)
+        .and_then(|j| j.completed_at)
+        .is_some_and(|done| now >= done + jiff::SignedDuration::from_hours(24));
+    if expired {
+        inner.exports.remove(&id);
+    }
     let Some(job) = inner.exports.get(&id) else {
         return error_response(api_error(
             "NotFound",
@@ -299,4 +312,114 @@ pub(super) async fn download(
         job.file.clone(),
     )
         .into_response()
+}
+
+impl StoredUser {
+    /// The §5 export record (no password hashes; TOTP secrets included, like Authgear).
+    pub(super) fn export_record(&self, project_id: &str, now: jiff::Timestamp) -> Value {
+        let mut rec = Map::new();
+        rec.insert("sub".to_owned(), json!(self.id));
+        for kind in Kind::ALL {
+            if let Some(v) = self.login_value(kind) {
+                rec.insert(kind.field().to_owned(), json!(v));
+            }
+        }
+        rec.insert(
+            "email_verified".to_owned(),
+            json!(self.is_verified("email", Kind::Email)),
+        );
+        rec.insert(
+            "phone_number_verified".to_owned(),
+            json!(self.is_verified("phone_number", Kind::Phone)),
+        );
+        for key in STD_ATTRS {
+            if key == "address" {
+                continue;
+            }
+            if let Some(v) = self.standard.get(key) {
+                rec.insert(key.to_owned(), v.clone());
+            }
+        }
+        let address = self
+            .standard
+            .get("address")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        rec.insert("address".to_owned(), address);
+        if !self.custom.is_empty() {
+            rec.insert("custom_attributes".to_owned(), json!(self.custom));
+        }
+        if !self.roles.is_empty() {
+            rec.insert("roles".to_owned(), json!(self.roles));
+        }
+        if !self.groups.is_empty() {
+            rec.insert("groups".to_owned(), json!(self.groups));
+        }
+        rec.insert(
+            "created_at".to_owned(),
+            super::api::rfc3339(self.created_at),
+        );
+        rec.insert("disabled".to_owned(), json!(self.is_disabled(now)));
+        if let Some(t) = self.last_login_at {
+            rec.insert("last_login_at".to_owned(), super::api::rfc3339(t));
+        }
+        rec.insert("is_anonymized".to_owned(), json!(false));
+        if let Some(v) = &self.account_valid_from {
+            rec.insert("account_valid_from".to_owned(), json!(v));
+        }
+        if let Some(v) = &self.account_valid_until {
+            rec.insert("account_valid_until".to_owned(), json!(v));
+        }
+        let identities: Vec<Value> = self
+            .login_ids
+            .iter()
+            .map(|l| {
+                json!({
+                    "type": "login_id",
+                    "login_id": {
+                        "key": l.kind.key(),
+                        "type": l.kind.key(),
+                        "value": l.value,
+                        "original_value": l.original,
+                    },
+                    "claims": { l.kind.field(): l.value },
+                })
+            })
+            .collect();
+        // `identities`, `roles`, `groups` and the `mfa` arrays are omitempty slices.
+        if !identities.is_empty() {
+            rec.insert("identities".to_owned(), json!(identities));
+        }
+        let label = self
+            .login_ids
+            .first()
+            .map(|l| l.value.clone())
+            .unwrap_or_else(|| self.id.clone());
+        let totps: Vec<Value> = self
+            .totp_secrets
+            .iter()
+            .map(|secret| {
+                json!({
+                    "secret": secret,
+                    "uri": format!(
+                        "otpauth://totp/{project_id}:{label}?algorithm=SHA1&digits=6&issuer={project_id}&period=30&secret={secret}"
+                    ),
+                })
+            })
+            .collect();
+        let mut mfa = Map::new();
+        if !self.mfa_emails.is_empty() {
+            mfa.insert("emails".to_owned(), json!(self.mfa_emails));
+        }
+        if !self.mfa_phone_numbers.is_empty() {
+            mfa.insert("phone_numbers".to_owned(), json!(self.mfa_phone_numbers));
+        }
+        if !totps.is_empty() {
+            mfa.insert("totps".to_owned(), json!(totps));
+        }
+        rec.insert("mfa".to_owned(), Value::Object(mfa));
+        rec.insert("biometric_count".to_owned(), json!(0));
+        rec.insert("passkey_count".to_owned(), json!(0));
+        Value::Object(rec)
+    }
 }

@@ -9,12 +9,15 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use super::api::{
-    IMPORT_BODY_LIMIT, api_error, check_json_content_type, error_response, new_id, parse_json,
-    read_body, result_response, rfc3339, unexpected_error,
+    IMPORT_BODY_LIMIT, api_error, check_json_content_type, dropped, error_response, new_id,
+    parse_json, read_body, result_response, rfc3339, unexpected_error,
 };
 use super::schema::validate_request;
-use super::store::{Detail, Outcome, import_record};
-use super::{AuthgearState, object};
+use super::store::{Detail, Outcome, Project, import_record};
+use super::{AuthgearState, ImportFault, object};
+
+/// How long a job can be read (`JobTTL = 24*time.Hour`, from creation).
+const JOB_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 /// One task of a job (up to `records_per_task` records).
 #[derive(Debug)]
@@ -120,23 +123,18 @@ pub(super) async fn create(
     };
     let n = records.len() as u64;
     let per_task = state.config.records_per_task;
-    let (id, response, task_count) = {
+    let now = state.now();
+    let (id, response, task_count, fault) = {
         let mut inner = state.lock();
-        if let Some(quota) = state.config.import_usage_limit {
-            if inner.usage_used.saturating_add(n) > quota {
-                return error_response(api_error(
-                    "TooManyRequest",
-                    "UsageLimitExceeded",
-                    "usage limit exceeded",
-                    Some(json!({
-                        "name": "UserImport",
-                        "usage_name": "user_import",
-                        "period": "month",
-                    })),
-                ));
-            }
+        let reserved = inner.usage.reserve(
+            now,
+            state.config.import_daily_limit,
+            state.config.import_usage_limit,
+            n,
+        );
+        if let Err(period) = reserved {
+            return error_response(super::quota::refusal(period));
         }
-        inner.usage_used = inner.usage_used.saturating_add(n);
         let creation_number = inner.imports_created;
         inner.imports_created += 1;
         let tasks: Vec<Task> = records
@@ -152,7 +150,7 @@ pub(super) async fn create(
             .collect();
         let job = ImportJob {
             id: new_id("userimport_"),
-            created_at: jiff::Timestamp::now(),
+            created_at: now,
             identifier,
             upsert,
             fails: state.faults.job_fails(creation_number),
@@ -162,11 +160,16 @@ pub(super) async fn create(
         let id = job.id.clone();
         let task_count = job.tasks.len();
         inner.imports.insert(id.clone(), job);
-        (id, response, task_count)
+        let fault = inner.import_faults.get(&creation_number).copied();
+        (id, response, task_count, fault)
     };
     let st = state.clone();
     tokio::spawn(async move { run(st, id, task_count).await });
-    result_response(response)
+    match fault {
+        None => result_response(response),
+        Some(ImportFault::Error500) => error_response(unexpected_error()),
+        Some(ImportFault::Drop) => dropped(),
+    }
 }
 
 /// Processes the job's tasks: task `i` of `n` is due `latency × (i + 1) / n` after now.
@@ -178,6 +181,7 @@ async fn run(state: Arc<AuthgearState>, id: String, task_count: usize) {
         tokio::time::sleep_until(start + latency.mul_f64(factor)).await;
         state.wait_unpaused().await;
         let _turn = state.queue.lock().await;
+        let now = state.now();
         let mut guard = state.lock();
         let inner = &mut *guard;
         let Some(job) = inner.imports.get_mut(&id) else {
@@ -191,10 +195,15 @@ async fn run(state: Arc<AuthgearState>, id: String, task_count: usize) {
             task.error = Some(unexpected_error());
         } else {
             let records = std::mem::take(&mut task.records);
+            let project = Project {
+                config: &state.config,
+                directory: &inner.directory,
+                now,
+            };
             for (j, record) in records.iter().enumerate() {
                 let detail = import_record(
                     &mut inner.store,
-                    &state.config,
+                    &project,
                     &identifier,
                     upsert,
                     task.offset + j,
@@ -203,7 +212,7 @@ async fn run(state: Arc<AuthgearState>, id: String, task_count: usize) {
                 task.details.push(detail);
             }
         }
-        task.completed_at = Some(jiff::Timestamp::now());
+        task.completed_at = Some(now);
     }
 }
 
@@ -212,7 +221,16 @@ pub(super) async fn get(
     State(state): State<Arc<AuthgearState>>,
     Path(id): Path<String>,
 ) -> Response {
-    let inner = state.lock();
+    let now = state.now();
+    let mut inner = state.lock();
+    // The job record lives 24 h from its creation (`JobTTL`), then 404 `TaskNotFound`.
+    let expired = inner
+        .imports
+        .get(&id)
+        .is_some_and(|job| now >= job.created_at + JOB_TTL);
+    if expired {
+        inner.imports.remove(&id);
+    }
     match inner.imports.get(&id) {
         Some(job) => result_response(job.to_json()),
         None => error_response(api_error(

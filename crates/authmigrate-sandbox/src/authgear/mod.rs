@@ -12,14 +12,21 @@
 //! - `POST /_api/admin/users/export` and `GET /_api/admin/users/export/{id}`: NDJSON
 //!   exports; a completed export gets a fresh `download_url` on every GET.
 //!
+//! - `POST /_api/admin/graphql`: the Admin GraphQL API (see the `graphql` module).
+//!
+//! A non-JSON body on any admin route is a 415 `text/plain` `invalid content type: …`,
+//! after the JWT check.
+//!
 //! Sandbox-only routes (no admin auth, no faults):
 //! - `GET /_sandbox/authgear/exports/{key}?token=…`: the presigned download; it expires
 //!   after [`AuthgearConfig::download_url_ttl`] (403 `Request has expired` afterwards).
-//! - `POST /_sandbox/authgear/login` with `{"login_id": …, "password": …}`: 200
-//!   `{"user_id": …}` when the login ID (normalised like Authgear: lower-cased when login
-//!   IDs are case-insensitive) belongs to a user whose primary password hash verifies
-//!   (`$2a$`/`$2b$`/`$2y$` bcrypt); 401 `Unauthorized`/`InvalidCredentials` otherwise;
-//!   403 `Forbidden`/`UserDisabled` when the password is right but the user is disabled.
+//! - `POST /_sandbox/authgear/login` with `{"login_id", "password", "totp"?}`: an end
+//!   user's login, with a TOTP code for users that have one (see the `login` module).
+//! - `GET`/`POST /_sandbox/authgear/clock`: the project clock, `{"now": RFC 3339}` or
+//!   `{"advance": "25h"}` (quota periods, job expiry, account validity, TOTP).
+//! - `POST /_sandbox/authgear/import-faults` with `{"nth": n, "fault": "error500" |
+//!   "drop" | null}`: the nth accepted import POST (0-based) answers 500 or drops the
+//!   connection after its job was created (the job runs), for in-doubt tests.
 //!
 //! # Jobs
 //! An import is cut into tasks of [`AuthgearConfig::records_per_task`] records. Task `i`
@@ -39,16 +46,25 @@
 //! - `bcp47` locale: a structural check of the canonical form (`en`, `zh-Hant-HK`,
 //!   `en-US`; `en_US` and `en-us` fail), not golang.org/x/text canonicalisation.
 //! - `timezone`: must contain `/` and be found in the IANA database that jiff sees.
-//! - username login IDs: at most 40 characters, ASCII letters, digits, `_`, `-`, `.`,
-//!   and a short list of reserved names.
+//! - username login IDs: at most 40 bytes trimmed, ASCII letters, digits, `_`, `-`, `.`,
+//!   and the docs' eight reserved names unless the config gives the project's list (no
+//!   PRECIS or confusable-character check).
+//! - the usage quota counts only `user_import`, with `block` limits.
 //! - `bcrypt-sha512` hashes are accepted on import but never verify at login.
 
 mod api;
+mod attrs;
 mod auth;
 mod export;
+mod graphql;
 mod import;
+mod login;
+mod quota;
+mod roles;
 mod schema;
 mod store;
+mod totp;
+mod username;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -63,7 +79,9 @@ use serde_json::{Map, Value};
 
 use crate::faults::Faults;
 
+pub use attrs::{AttributeType, CustomAttribute};
 pub use store::AuthgearUser;
+pub use username::BUILT_IN_RESERVED;
 
 /// The key id used when [`AuthgearConfig::key_id`] is left at its default.
 pub const DEFAULT_KEY_ID: &str = "6b1e3c2a-4f5d-4e8b-9a7c-0d2f1e3b5a79";
@@ -102,14 +120,25 @@ pub struct AuthgearConfig {
     pub login_id_keys: LoginIdKeys,
     /// Whether email and username login IDs are case-insensitive (default true).
     pub case_insensitive_login_ids: bool,
-    /// Declared custom attribute names (`/name` pointers without the slash).
-    pub custom_attributes: Vec<String>,
-    /// Role keys that exist in the project.
+    /// Declared custom attributes (name, type, bounds, enum); a bare name (`"tier".into()`)
+    /// declares a `string` attribute.
+    pub custom_attributes: Vec<CustomAttribute>,
+    /// Role keys that exist in the project at start (more can be created over GraphQL).
     pub roles: Vec<String>,
-    /// Group keys that exist in the project.
+    /// Group keys that exist in the project at start.
     pub groups: Vec<String>,
-    /// Block-level usage limit on imported records (all jobs together); `None` = no limit.
+    /// The reserved usernames, compared case-insensitively; `None` uses
+    /// [`BUILT_IN_RESERVED`] (only the names the docs list, not Authgear's ~625).
+    pub reserved_usernames: Option<Vec<String>>,
+    /// Monthly `user_import` block quota (records); `None` = no limit.
     pub import_usage_limit: Option<u64>,
+    /// Daily `user_import` block quota (records, resets 00:00 UTC); `None` = no limit.
+    pub import_daily_limit: Option<u64>,
+    /// Where the project's clock starts relative to the real one (quota periods, job
+    /// expiry, account validity, TOTP). Admin JWTs are checked on the real clock.
+    pub clock_offset: jiff::SignedDuration,
+    /// Faults on the nth accepted import POST (0-based), after the job was created.
+    pub import_faults: Vec<(u32, ImportFault)>,
     /// Records per import task (Authgear: 100).
     pub records_per_task: usize,
     /// How long a presigned export download URL stays valid (Authgear: 1 minute).
@@ -127,7 +156,11 @@ impl Default for AuthgearConfig {
             custom_attributes: Vec::new(),
             roles: Vec::new(),
             groups: Vec::new(),
+            reserved_usernames: None,
             import_usage_limit: None,
+            import_daily_limit: None,
+            clock_offset: jiff::SignedDuration::ZERO,
+            import_faults: Vec::new(),
             records_per_task: 100,
             download_url_ttl: Duration::from_secs(60),
         }
@@ -151,20 +184,37 @@ impl fmt::Debug for AuthgearConfig {
             .field("custom_attributes", &self.custom_attributes)
             .field("roles", &self.roles)
             .field("groups", &self.groups)
+            .field("reserved_usernames", &self.reserved_usernames)
             .field("import_usage_limit", &self.import_usage_limit)
+            .field("import_daily_limit", &self.import_daily_limit)
+            .field("clock_offset", &self.clock_offset)
+            .field("import_faults", &self.import_faults)
             .field("records_per_task", &self.records_per_task)
             .field("download_url_ttl", &self.download_url_ttl)
             .finish()
     }
 }
 
+/// What an import POST does wrong after its job was created (the job runs anyway), for
+/// in-doubt tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFault {
+    /// Answer 500 `InternalError`/`UnexpectedError`.
+    Error500,
+    /// Drop the connection without an answer.
+    Drop,
+}
+
 /// Mutable project data, behind one lock.
 #[derive(Default)]
 struct Inner {
     store: store::Store,
+    directory: roles::Directory,
     imports: HashMap<String, import::ImportJob>,
     imports_created: u32,
-    usage_used: u64,
+    usage: quota::Usage,
+    clock_offset: jiff::SignedDuration,
+    import_faults: HashMap<u32, ImportFault>,
     exports: HashMap<String, export::ExportJob>,
     downloads: HashMap<String, export::Download>,
 }
@@ -218,6 +268,16 @@ impl AuthgearState {
             .map_err(|e| format!("cannot load the RSA private key for signing: {e}"))?;
         let decoding_key = jsonwebtoken::DecodingKey::from_rsa_pem(public_key_pem.as_bytes())
             .map_err(|e| format!("cannot load the RSA public key for verifying: {e}"))?;
+        let offset = config.clock_offset;
+        let start = jiff::Timestamp::now()
+            .checked_add(offset)
+            .map_err(|e| format!("clock_offset is out of range: {e}"))?;
+        let inner = Inner {
+            directory: roles::Directory::new(&config.roles, &config.groups, start),
+            clock_offset: offset,
+            import_faults: config.import_faults.iter().copied().collect(),
+            ..Inner::default()
+        };
         Ok(Self {
             config,
             faults,
@@ -225,7 +285,7 @@ impl AuthgearState {
             public_key_pem,
             encoding_key,
             decoding_key,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(inner),
             paused: tokio::sync::watch::Sender::new(false),
             queue: tokio::sync::Mutex::new(()),
         })
@@ -234,6 +294,66 @@ impl AuthgearState {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Handlers never leave the data half-updated across a panic point.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The project's clock: the real time plus the offset.
+    pub fn now(&self) -> jiff::Timestamp {
+        let offset = self.lock().clock_offset;
+        jiff::Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+    }
+
+    /// Moves the project's clock by `by` (quota periods, job expiry, validity, TOTP).
+    pub fn advance_clock(&self, by: jiff::SignedDuration) {
+        let mut inner = self.lock();
+        inner.clock_offset = inner.clock_offset.saturating_add(by);
+    }
+
+    /// Sets the project's clock to `now` (it runs on from there).
+    pub fn set_clock(&self, now: jiff::Timestamp) {
+        self.lock().clock_offset = now.duration_since(jiff::Timestamp::now());
+    }
+
+    /// Makes the nth accepted import POST (0-based) fail after its job was created.
+    pub fn set_import_fault(&self, nth: u32, fault: Option<ImportFault>) {
+        let mut inner = self.lock();
+        match fault {
+            Some(f) => inner.import_faults.insert(nth, f),
+            None => inner.import_faults.remove(&nth),
+        };
+    }
+
+    /// The role keys the project defines, sorted.
+    pub fn role_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .lock()
+            .directory
+            .roles
+            .iter()
+            .map(|r| r.key.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The group keys the project defines with each group's role keys, sorted by key.
+    pub fn groups(&self) -> Vec<(String, Vec<String>)> {
+        let mut groups: Vec<(String, Vec<String>)> = self
+            .lock()
+            .directory
+            .groups
+            .iter()
+            .map(|g| (g.key.clone(), g.roles.clone()))
+            .collect();
+        groups.sort();
+        groups
+    }
+
+    /// `(day, month)` records the import quota has counted in the current periods.
+    pub fn usage_current(&self) -> (u64, u64) {
+        let now = self.now();
+        self.lock().usage.current(now)
     }
 
     /// The project id (the `aud` admin JWTs must carry).
@@ -268,17 +388,19 @@ impl AuthgearState {
 
     /// Every user, in creation order.
     pub fn users(&self) -> Vec<AuthgearUser> {
+        let now = self.now();
         let inner = self.lock();
-        inner.store.users.iter().map(|u| u.view()).collect()
+        inner.store.users.iter().map(|u| u.view(now)).collect()
     }
 
     /// The user owning this login ID (normalised like Authgear before the lookup).
     pub fn user_by_login_id(&self, login_id: &str) -> Option<AuthgearUser> {
+        let now = self.now();
         let inner = self.lock();
         inner
             .store
             .find_by_login_id(&self.config, login_id)
-            .map(|u| u.view())
+            .map(|u| u.view(now))
     }
 
     /// Whether `password` verifies against the primary password of the user owning
@@ -306,7 +428,7 @@ impl AuthgearState {
 
     /// How many records the usage limit has counted so far.
     pub fn usage_used(&self) -> u64 {
-        self.lock().usage_used
+        self.lock().usage.total
     }
 
     /// Adds a user directly, as an import record (§1.3 shape) inserted with the first of
@@ -317,15 +439,16 @@ impl AuthgearState {
             .into_iter()
             .find(|k| record.get(*k).is_some_and(Value::is_string))
             .unwrap_or("email");
-        let mut inner = self.lock();
-        let detail = store::import_record(
-            &mut inner.store,
-            &self.config,
-            identifier,
-            false,
-            0,
-            &record,
-        );
+        let now = self.now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let project = store::Project {
+            config: &self.config,
+            directory: &inner.directory,
+            now,
+        };
+        let detail =
+            store::import_record(&mut inner.store, &project, identifier, false, 0, &record);
         match (&detail.outcome, &detail.user_id) {
             (store::Outcome::Inserted, Some(id)) => Ok(id.clone()),
             _ => Err(detail.to_json()),
@@ -352,12 +475,23 @@ pub fn router(state: Arc<AuthgearState>) -> Router {
         .route("/_api/admin/users/import/{id}", get(import::get))
         .route("/_api/admin/users/export", post(export::create))
         .route("/_api/admin/users/export/{id}", get(export::get))
+        .route("/_api/admin/graphql", post(graphql::handle))
+        // Layers run outside in: the JWT check first, then the content type (415).
+        .route_layer(axum::middleware::from_fn(api::content_type_gate))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
         ));
     let sandbox = Router::new()
-        .route("/_sandbox/authgear/login", post(store::login))
+        .route("/_sandbox/authgear/login", post(login::login))
+        .route(
+            "/_sandbox/authgear/clock",
+            get(api::clock_get).post(api::clock_set),
+        )
+        .route(
+            "/_sandbox/authgear/import-faults",
+            post(api::import_faults_set),
+        )
         .route("/_sandbox/authgear/exports/{key}", get(export::download));
     admin.merge(sandbox).with_state(state)
 }

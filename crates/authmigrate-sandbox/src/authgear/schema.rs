@@ -519,7 +519,7 @@ fn is_dot_atom(s: &str) -> bool {
             .all(|part| !part.is_empty() && part.chars().all(is_atext))
 }
 
-fn is_email(s: &str) -> bool {
+pub(super) fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
@@ -537,7 +537,7 @@ fn is_email(s: &str) -> bool {
     local_ok && domain_ok
 }
 
-fn is_e164(s: &str) -> bool {
+pub(super) fn is_e164(s: &str) -> bool {
     let Some(digits) = s.strip_prefix('+') else {
         return false;
     };
@@ -558,7 +558,7 @@ fn valid_abs_path(path: &str) -> bool {
         || (path.starts_with('/') && !path.split('/').any(|seg| seg == "." || seg == ".."))
 }
 
-fn is_absolute_uri(s: &str) -> bool {
+pub(super) fn is_absolute_uri(s: &str) -> bool {
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }

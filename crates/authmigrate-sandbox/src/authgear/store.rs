@@ -1,37 +1,25 @@
 //! The project's users and the per-record import procedure of §2.4.
 
-use std::fmt;
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
+use std::fmt;
 
 use serde_json::{Map, Value, json};
 
-use super::api::{api_error, error_response};
+use super::AuthgearConfig;
+use super::api::api_error;
+use super::roles::{Directory, unknown_groups, unknown_roles};
 use super::schema::{check_password_hash, redact, validate_record};
-use super::{AuthgearConfig, AuthgearState, object};
 
-/// Reserved usernames (`block_reserved_usernames`); a short sample of Authgear's list.
-const RESERVED_USERNAMES: [&str; 12] = [
-    "admin",
-    "administrator",
-    "root",
-    "system",
-    "support",
-    "help",
-    "info",
-    "webmaster",
-    "postmaster",
-    "hostmaster",
-    "security",
-    "authgear",
-];
+/// What a record is imported against: the settings, the roles and groups, the clock.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Project<'a> {
+    pub(super) config: &'a AuthgearConfig,
+    pub(super) directory: &'a Directory,
+    pub(super) now: jiff::Timestamp,
+}
 
 /// Standard attributes that are not login IDs.
-const STD_ATTRS: [&str; 13] = [
+pub(super) const STD_ATTRS: [&str; 13] = [
     "name",
     "given_name",
     "family_name",
@@ -56,9 +44,9 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Email, Kind::Phone, Kind::Username];
+    pub(super) const ALL: [Kind; 3] = [Kind::Email, Kind::Phone, Kind::Username];
 
-    fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Kind::Email => "email",
             Kind::Phone => "phone",
@@ -67,7 +55,7 @@ impl Kind {
     }
 
     /// The record field / standard claim.
-    fn field(self) -> &'static str {
+    pub(super) fn field(self) -> &'static str {
         match self {
             Kind::Email => "email",
             Kind::Phone => "phone_number",
@@ -88,7 +76,7 @@ impl Kind {
     }
 
     /// Authgear's login-ID normaliser.
-    fn normalise(self, config: &AuthgearConfig, raw: &str) -> String {
+    pub(super) fn normalise(self, config: &AuthgearConfig, raw: &str) -> String {
         match self {
             Kind::Email if config.case_insensitive_login_ids => raw.to_lowercase(),
             Kind::Email => match raw.rsplit_once('@') {
@@ -131,6 +119,8 @@ pub(super) struct StoredUser {
     pub(super) mfa_emails: Vec<String>,
     pub(super) mfa_phone_numbers: Vec<String>,
     pub(super) totp_secrets: Vec<String>,
+    /// Set by a successful sandbox login.
+    pub(super) last_login_at: Option<jiff::Timestamp>,
 }
 
 impl fmt::Debug for StoredUser {
@@ -166,7 +156,7 @@ pub struct AuthgearUser {
     pub roles: Vec<String>,
     /// Group keys.
     pub groups: Vec<String>,
-    /// Whether the account is disabled.
+    /// Whether the account is disabled (by flag or outside its validity period).
     pub disabled: bool,
     /// Whether a primary password exists.
     pub has_password: bool,
@@ -199,6 +189,7 @@ impl StoredUser {
             mfa_emails: Vec::new(),
             mfa_phone_numbers: Vec::new(),
             totp_secrets: Vec::new(),
+            last_login_at: None,
         }
     }
 
@@ -209,12 +200,25 @@ impl StoredUser {
             .map(|l| l.value.as_str())
     }
 
-    fn is_verified(&self, claim: &str, kind: Kind) -> bool {
+    pub(super) fn is_verified(&self, claim: &str, kind: Kind) -> bool {
         self.login(kind)
             .is_some_and(|v| self.verified.iter().any(|(c, x)| c == claim && x == v))
     }
 
-    pub(super) fn view(&self) -> AuthgearUser {
+    /// Disabled by flag, or outside its `account_valid_from`/`until` period at `now`
+    /// (authgear-api.md §2.6: the account status check fails, so the user is disabled).
+    pub(super) fn is_disabled(&self, now: jiff::Timestamp) -> bool {
+        let ts = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok());
+        self.disabled
+            || ts(&self.account_valid_from).is_some_and(|from| now < from)
+            || ts(&self.account_valid_until).is_some_and(|until| now >= until)
+    }
+
+    pub(super) fn login_value(&self, kind: Kind) -> Option<&str> {
+        self.login(kind)
+    }
+
+    pub(super) fn view(&self, now: jiff::Timestamp) -> AuthgearUser {
         AuthgearUser {
             id: self.id.clone(),
             created_at: self.created_at,
@@ -227,7 +231,7 @@ impl StoredUser {
             custom_attributes: self.custom.clone(),
             roles: self.roles.clone(),
             groups: self.groups.clone(),
-            disabled: self.disabled,
+            disabled: self.is_disabled(now),
             has_password: self.password_hash.is_some(),
             has_mfa_password: self.mfa_password_hash.is_some(),
             mfa_emails: self.mfa_emails.clone(),
@@ -235,110 +239,11 @@ impl StoredUser {
             totp_count: self.totp_secrets.len(),
         }
     }
-
-    /// The §5 export record (no password hashes; TOTP secrets included, like Authgear).
-    pub(super) fn export_record(&self, project_id: &str) -> Value {
-        let mut rec = Map::new();
-        rec.insert("sub".to_owned(), json!(self.id));
-        for kind in Kind::ALL {
-            if let Some(v) = self.login(kind) {
-                rec.insert(kind.field().to_owned(), json!(v));
-            }
-        }
-        rec.insert(
-            "email_verified".to_owned(),
-            json!(self.is_verified("email", Kind::Email)),
-        );
-        rec.insert(
-            "phone_number_verified".to_owned(),
-            json!(self.is_verified("phone_number", Kind::Phone)),
-        );
-        for key in STD_ATTRS {
-            if key == "address" {
-                continue;
-            }
-            if let Some(v) = self.standard.get(key) {
-                rec.insert(key.to_owned(), v.clone());
-            }
-        }
-        let address = self
-            .standard
-            .get("address")
-            .cloned()
-            .unwrap_or_else(|| json!({}));
-        rec.insert("address".to_owned(), address);
-        if !self.custom.is_empty() {
-            rec.insert("custom_attributes".to_owned(), json!(self.custom));
-        }
-        if !self.roles.is_empty() {
-            rec.insert("roles".to_owned(), json!(self.roles));
-        }
-        if !self.groups.is_empty() {
-            rec.insert("groups".to_owned(), json!(self.groups));
-        }
-        rec.insert(
-            "created_at".to_owned(),
-            super::api::rfc3339(self.created_at),
-        );
-        rec.insert("disabled".to_owned(), json!(self.disabled));
-        rec.insert("is_anonymized".to_owned(), json!(false));
-        if let Some(v) = &self.account_valid_from {
-            rec.insert("account_valid_from".to_owned(), json!(v));
-        }
-        if let Some(v) = &self.account_valid_until {
-            rec.insert("account_valid_until".to_owned(), json!(v));
-        }
-        let identities: Vec<Value> = self
-            .login_ids
-            .iter()
-            .map(|l| {
-                json!({
-                    "type": "login_id",
-                    "login_id": {
-                        "key": l.kind.key(),
-                        "type": l.kind.key(),
-                        "value": l.value,
-                        "original_value": l.original,
-                    },
-                    "claims": { l.kind.field(): l.value },
-                })
-            })
-            .collect();
-        rec.insert("identities".to_owned(), json!(identities));
-        let label = self
-            .login_ids
-            .first()
-            .map(|l| l.value.clone())
-            .unwrap_or_else(|| self.id.clone());
-        let totps: Vec<Value> = self
-            .totp_secrets
-            .iter()
-            .map(|secret| {
-                json!({
-                    "secret": secret,
-                    "uri": format!(
-                        "otpauth://totp/{project_id}:{label}?algorithm=SHA1&digits=6&issuer={project_id}&period=30&secret={secret}"
-                    ),
-                })
-            })
-            .collect();
-        rec.insert(
-            "mfa".to_owned(),
-            json!({
-                "emails": self.mfa_emails,
-                "phone_numbers": self.mfa_phone_numbers,
-                "totps": totps,
-            }),
-        );
-        rec.insert("biometric_count".to_owned(), json!(0));
-        rec.insert("passkey_count".to_owned(), json!(0));
-        Value::Object(rec)
-    }
 }
 
 /// All users, with an index of their login IDs (a scan per imported record would
 /// make imports quadratic in the project's size, which Authgear's database is not).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Store {
     pub(super) users: Vec<StoredUser>,
     by_login: HashMap<(Kind, String), Vec<usize>>,
@@ -371,6 +276,31 @@ impl Store {
                 .push(idx);
         }
         self.users[idx] = user;
+    }
+
+    /// Removes user `idx` (`deleteUser`), rebuilding the login-ID index.
+    pub(super) fn remove(&mut self, idx: usize) -> StoredUser {
+        let user = self.users.remove(idx);
+        self.by_login.clear();
+        for (i, u) in self.users.iter().enumerate() {
+            for l in &u.login_ids {
+                self.by_login
+                    .entry((l.kind, l.value.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        user
+    }
+
+    /// The index of the user with this id.
+    pub(super) fn position(&self, id: &str) -> Option<usize> {
+        self.users.iter().position(|u| u.id == id)
+    }
+
+    /// Users owning this normalised login ID of `kind`.
+    pub(super) fn by_login_id(&self, kind: Kind, normalised: &str) -> Vec<usize> {
+        self.list_by_claim(kind, normalised)
     }
 
     /// `ListByClaim`: exact match of the raw value against stored (normalised) claims.
@@ -486,7 +416,7 @@ impl Detail {
 /// Imports one record (its own "transaction": on error nothing is stored).
 pub(super) fn import_record(
     store: &mut Store,
-    config: &AuthgearConfig,
+    project: &Project<'_>,
     identifier: &str,
     upsert: bool,
     index: usize,
@@ -500,7 +430,7 @@ pub(super) fn import_record(
         warnings: Vec::new(),
         errors: Vec::new(),
     };
-    let result = import_in_txn(store, config, identifier, upsert, raw, &mut detail);
+    let result = import_in_txn(store, project, identifier, upsert, raw, &mut detail);
     if let Err(err) = result {
         detail.outcome = Outcome::Failed;
         detail.user_id = None;
@@ -511,7 +441,7 @@ pub(super) fn import_record(
 
 fn import_in_txn(
     store: &mut Store,
-    config: &AuthgearConfig,
+    project: &Project<'_>,
     identifier: &str,
     upsert: bool,
     raw: &Value,
@@ -531,8 +461,8 @@ fn import_in_txn(
         .ok_or_else(super::api::unexpected_error)?;
     let matches = store.list_by_claim(kind, value);
     match matches.as_slice() {
-        [] => insert(store, config, record, detail),
-        [idx] if upsert => update(store, config, identifier, record, *idx, detail),
+        [] => insert(store, project, record, detail),
+        [idx] if upsert => update(store, project, identifier, record, *idx, detail),
         [idx] => {
             detail.user_id = Some(store.users[*idx].id.clone());
             detail.outcome = Outcome::Skipped;
@@ -548,42 +478,27 @@ fn unexpected_identities(_n: usize) -> Value {
     super::api::unexpected_error()
 }
 
-/// `Identities.New` for a login ID: the login-ID checker, then normalisation.
+/// `Identities.New` for a login ID: the login-ID checker (on the trimmed value), then
+/// normalisation.
 fn new_login_id(config: &AuthgearConfig, kind: Kind, raw: &str) -> Result<LoginId, Value> {
-    let invalid = |kind_: &str, details: Value| {
-        api_error(
-            "Invalid",
-            "ValidationFailed",
-            "invalid login ID",
-            Some(json!({ "causes": [ { "location": "", "kind": kind_, "details": details } ] })),
-        )
-    };
     let max = match kind {
         Kind::Email => 320,
-        Kind::Phone | Kind::Username => 40,
+        Kind::Phone | Kind::Username => super::username::MAX_LEN,
     };
-    let len = raw.chars().count();
-    if len > max {
-        return Err(invalid(
-            "maxLength",
-            json!({ "actual": len, "expected": max }),
-        ));
-    }
-    let value = kind.normalise(config, raw);
-    if kind == Kind::Username {
-        let ascii = raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-        if !ascii {
-            return Err(invalid("format", json!({ "format": "username" })));
+    let trimmed = raw.trim();
+    match kind {
+        Kind::Username => super::username::check(raw, config.reserved_usernames.as_deref())?,
+        _ if trimmed.len() > max => {
+            return Err(super::username::invalid_login_id(
+                "maxLength",
+                json!({ "expected": max, "actual": trimmed.len() }),
+            ));
         }
-        if RESERVED_USERNAMES.contains(&value.to_lowercase().as_str()) {
-            return Err(invalid("blocked", json!({ "reason": "UsernameReserved" })));
-        }
+        _ => {}
     }
     Ok(LoginId {
         kind,
-        value,
+        value: kind.normalise(config, raw),
         original: raw.to_owned(),
     })
 }
@@ -606,31 +521,56 @@ fn merge_standard(user: &mut StoredUser, record: &Map<String, Value>) {
     }
 }
 
-fn apply_custom(user: &mut StoredUser, config: &AuthgearConfig, record: &Map<String, Value>) {
-    let Some(custom) = record.get("custom_attributes").and_then(Value::as_object) else {
-        return;
+/// Sets the role or group keys to exactly `record[field]` (absent: unchanged). Keys
+/// to add that the project does not define fail the record (`RoleUnknownKeys` /
+/// `GroupUnknownKeys`); keys the user already holds are not re-checked.
+fn reset_keys(
+    held: &mut Vec<String>,
+    record: &Map<String, Value>,
+    field: &str,
+    defined: impl Fn(&str) -> bool,
+) -> Result<(), Value> {
+    let Some(items) = record.get(field).and_then(Value::as_array) else {
+        return Ok(());
     };
-    for (key, v) in custom {
-        if !config.custom_attributes.iter().any(|c| c == key) {
-            continue;
-        }
-        if v.is_null() {
-            user.custom.remove(key);
-        } else {
-            user.custom.insert(key.clone(), v.clone());
+    let mut wanted: Vec<String> = Vec::new();
+    for item in items.iter().filter_map(Value::as_str) {
+        if !wanted.iter().any(|w| w == item) {
+            wanted.push(item.to_owned());
         }
     }
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|k| !held.contains(k) && !defined(k))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(if field == "roles" {
+            unknown_roles(&unknown)
+        } else {
+            unknown_groups(&unknown)
+        });
+    }
+    held.retain(|k| wanted.contains(k));
+    for k in wanted {
+        if !held.contains(&k) {
+            held.push(k);
+        }
+    }
+    Ok(())
 }
 
-fn keys_of(record: &Map<String, Value>, key: &str, defined: &[String]) -> Option<Vec<String>> {
-    let items = record.get(key)?.as_array()?;
-    let mut out: Vec<String> = Vec::new();
-    for item in items.iter().filter_map(Value::as_str) {
-        if defined.iter().any(|d| d == item) && !out.iter().any(|o| o == item) {
-            out.push(item.to_owned());
-        }
-    }
-    Some(out)
+fn roles_and_groups(
+    user: &mut StoredUser,
+    project: &Project<'_>,
+    record: &Map<String, Value>,
+) -> Result<(), Value> {
+    reset_keys(&mut user.roles, record, "roles", |k| {
+        project.directory.has_role(k)
+    })?;
+    reset_keys(&mut user.groups, record, "groups", |k| {
+        project.directory.has_group(k)
+    })
 }
 
 fn account_validity(user: &mut StoredUser, record: &Map<String, Value>) -> Result<(), Value> {
@@ -656,8 +596,10 @@ fn account_validity(user: &mut StoredUser, record: &Map<String, Value>) -> Resul
             return Err(api_error(
                 "Invalid",
                 "InvalidAccountStatusTransition",
-                "account_valid_from must be earlier than account_valid_until",
-                None,
+                "the start timestamp of account valid period must be less than the end timestamp of the account valid period",
+                Some(
+                    json!({ "cause": { "kind": "AccountValidFromShouldBeBeforeAccountValidUntil" } }),
+                ),
             ));
         }
     }
@@ -670,11 +612,12 @@ fn password_hash_of(v: Option<&Value>) -> Option<&str> {
 
 fn insert(
     store: &mut Store,
-    config: &AuthgearConfig,
+    project: &Project<'_>,
     record: &Map<String, Value>,
     detail: &mut Detail,
 ) -> Result<(), Value> {
-    let mut user = StoredUser::new(jiff::Timestamp::now());
+    let config = project.config;
+    let mut user = StoredUser::new(project.now);
     let mut specs = Vec::new();
     for kind in Kind::ALL {
         let f = kind.field();
@@ -716,19 +659,18 @@ fn insert(
         }
     }
     merge_standard(&mut user, record);
-    apply_custom(&mut user, config, record);
+    super::attrs::apply(
+        &config.custom_attributes,
+        &mut user.custom,
+        record.get("custom_attributes"),
+    )?;
     match field(record, "disabled").and_then(Value::as_bool) {
         Some(false) => detail.warn("disabled = false has no effect in insert."),
         Some(true) => user.disabled = true,
         None => {}
     }
     account_validity(&mut user, record)?;
-    if let Some(roles) = keys_of(record, "roles", &config.roles) {
-        user.roles = roles;
-    }
-    if let Some(groups) = keys_of(record, "groups", &config.groups) {
-        user.groups = groups;
-    }
+    roles_and_groups(&mut user, project, record)?;
     if let Some(hash) = password_hash_of(record.get("password")) {
         check_password_hash(hash)?;
         user.password_hash = Some(hash.to_owned());
@@ -765,12 +707,13 @@ fn insert(
 
 fn update(
     store: &mut Store,
-    config: &AuthgearConfig,
+    project: &Project<'_>,
     identifier: &str,
     record: &Map<String, Value>,
     idx: usize,
     detail: &mut Detail,
 ) -> Result<(), Value> {
+    let config = project.config;
     let mut user = store.users[idx].clone();
     // 1. login IDs other than the identifier.
     for kind in Kind::ALL {
@@ -817,7 +760,11 @@ fn update(
     }
     // 3-4. standard and custom attributes.
     merge_standard(&mut user, record);
-    apply_custom(&mut user, config, record);
+    super::attrs::apply(
+        &config.custom_attributes,
+        &mut user.custom,
+        record.get("custom_attributes"),
+    )?;
     // 5. account status: invalid transitions are warnings.
     match field(record, "disabled").and_then(Value::as_bool) {
         Some(true) if user.disabled => {
@@ -831,12 +778,7 @@ fn update(
     }
     account_validity(&mut user, record)?;
     // 6-7. roles and groups.
-    if let Some(roles) = keys_of(record, "roles", &config.roles) {
-        user.roles = roles;
-    }
-    if let Some(groups) = keys_of(record, "groups", &config.groups) {
-        user.groups = groups;
-    }
+    roles_and_groups(&mut user, project, record)?;
     // password, mfa.password and mfa.totp are ignored on update.
     // 8. mfa.email / mfa.phone_number.
     if let Some(mfa) = record.get("mfa").and_then(Value::as_object) {
@@ -865,64 +807,4 @@ fn update(
 /// bcrypt verification (`$2a$`, `$2b$`, `$2y$`); other formats never verify.
 pub(super) fn verify_password(password: &str, hash: &str) -> bool {
     bcrypt::verify(password, hash).unwrap_or(false)
-}
-
-/// `POST /_sandbox/authgear/login`.
-pub(super) async fn login(
-    State(state): State<Arc<AuthgearState>>,
-    body: axum::body::Bytes,
-) -> Response {
-    let parsed: Option<(String, String)> =
-        serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-            Some((
-                v.get("login_id")?.as_str()?.to_owned(),
-                v.get("password")?.as_str()?.to_owned(),
-            ))
-        });
-    let Some((login_id, password)) = parsed else {
-        return error_response(api_error(
-            "BadRequest",
-            "BadRequest",
-            "body must be {\"login_id\": string, \"password\": string}",
-            None,
-        ));
-    };
-    let found = {
-        let inner = state.lock();
-        inner
-            .store
-            .find_by_login_id(&state.config, &login_id)
-            .map(|u| (u.id.clone(), u.password_hash.clone(), u.disabled))
-    };
-    let unauthorized = || {
-        error_response(api_error(
-            "Unauthorized",
-            "InvalidCredentials",
-            "invalid credentials",
-            None,
-        ))
-    };
-    let Some((user_id, Some(hash), disabled)) = found else {
-        return unauthorized();
-    };
-    // bcrypt is CPU-heavy; keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        return unauthorized();
-    }
-    if disabled {
-        return error_response(api_error(
-            "Forbidden",
-            "UserDisabled",
-            "user is disabled",
-            None,
-        ));
-    }
-    (
-        StatusCode::OK,
-        axum::Json(object([("user_id", json!(user_id))])),
-    )
-        .into_response()
 }

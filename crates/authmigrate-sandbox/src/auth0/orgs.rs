@@ -1,0 +1,484 @@
+//! Organizations, members and member roles (auth0-rbac-orgs-mfa.md §2).
+//!
+//! Organizations and members page by offset (`page` ≤ 1000, at most 1000 records) or
+//! by checkpoint; a members checkpoint page that is not empty always carries `next`
+//! and the end is an empty page, as recorded. At most 10 members per
+//! `POST …/members`, at most 50 roles per member. Member roles are kept apart from the
+//! membership: real tenants accepted a role assignment before the membership.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use super::handlers::{bad_request, query_get, query_pairs};
+use super::paging::{self, CHECKPOINT, PLAIN, Rules};
+use super::rbac::{list_body, object_body};
+use super::{Auth0State, Inner, api_error};
+
+const MEMBERS: Rules = Rules {
+    next_until_empty: true,
+    ..CHECKPOINT
+};
+
+/// An organization.
+#[derive(Debug, Clone)]
+pub(crate) struct Org {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) metadata: Option<Map<String, Value>>,
+    /// Member user ids in the order added.
+    pub(crate) members: Vec<String>,
+    /// user id → role ids (org-scoped).
+    pub(crate) member_roles: HashMap<String, Vec<String>>,
+}
+
+impl Org {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("name".into(), json!(self.name));
+        if let Some(d) = &self.display_name {
+            m.insert("display_name".into(), json!(d));
+        }
+        if let Some(md) = &self.metadata {
+            m.insert("metadata".into(), Value::Object(md.clone()));
+        }
+        Value::Object(m)
+    }
+
+    pub(crate) fn forget_user(&mut self, user_id: &str) {
+        self.members.retain(|u| u != user_id);
+        self.member_roles.remove(user_id);
+    }
+}
+
+/// The documented name rule: lowercase letters, digits, `_` and `-`, 1 to 50
+/// characters (`^[a-z0-9_-]{1,50}$`, the regex itself is our reading).
+fn valid_name(name: &str) -> bool {
+    (1..=50).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn org_not_found() -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "The organization does not exist.",
+        "inexistent_organization",
+    )
+}
+
+impl Inner {
+    fn create_org(
+        &mut self,
+        name: &str,
+        display_name: Option<String>,
+        metadata: Option<Map<String, Value>>,
+    ) -> Option<usize> {
+        if self.rbac.orgs.iter().any(|o| o.name == name) {
+            return None;
+        }
+        let id = format!("org_{}", self.random_alnum(16));
+        self.rbac.orgs.push(Org {
+            id,
+            name: name.to_owned(),
+            display_name,
+            metadata,
+            members: Vec::new(),
+            member_roles: HashMap::new(),
+        });
+        Some(self.rbac.orgs.len() - 1)
+    }
+
+    fn org_index(&self, id: &str) -> Option<usize> {
+        self.rbac.orgs.iter().position(|o| o.id == id)
+    }
+}
+
+pub(super) fn routes() -> axum::Router<Arc<Auth0State>> {
+    axum::Router::new()
+        .route("/api/v2/organizations", get(list_orgs).post(create_org))
+        .route("/api/v2/organizations/name/{name}", get(org_by_name))
+        .route("/api/v2/organizations/{id}", get(org_by_id))
+        .route(
+            "/api/v2/organizations/{id}/members",
+            get(list_members).post(add_members),
+        )
+        .route(
+            "/api/v2/organizations/{id}/members/{user_id}/roles",
+            get(member_roles).post(assign_member_roles),
+        )
+}
+
+async fn list_orgs(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = state.authorize(
+        &headers,
+        &["read:organizations", "read:organizations_summary"],
+    ) {
+        return r;
+    }
+    let req = match paging::request(&query_pairs(q.as_deref()), CHECKPOINT) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let inner = state.lock();
+    let all: Vec<Value> = inner.rbac.orgs.iter().map(Org::to_json).collect();
+    paging::respond(all, "organizations", req, CHECKPOINT)
+}
+
+async fn create_org(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["create:organizations"]) {
+        return r;
+    }
+    let body = match object_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    const ALLOWED: &[&str] = &[
+        "name",
+        "display_name",
+        "branding",
+        "metadata",
+        "enabled_connections",
+        "token_quota",
+    ];
+    if let Some(k) = body.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
+        return bad_request(&format!(
+            "Payload validation error: 'Additional properties not allowed: {k}'."
+        ));
+    }
+    let Some(name) = body.get("name").and_then(Value::as_str) else {
+        return bad_request("Payload validation error: 'Missing required property: name'.");
+    };
+    if !valid_name(name) {
+        // The OAS names the format `organization-name`; the message wording follows
+        // the API's other format errors.
+        return bad_request(&format!(
+            "Payload validation error: 'Object didn't pass validation for format organization-name: {name}' on property name."
+        ));
+    }
+    let display_name = match body.get("display_name") {
+        None => None,
+        Some(Value::String(d)) if (1..=255).contains(&d.chars().count()) => Some(d.clone()),
+        Some(_) => {
+            return bad_request(
+                "Payload validation error: 'String length is out of range' on property display_name.",
+            );
+        }
+    };
+    let metadata = match body.get("metadata") {
+        None => None,
+        Some(Value::Object(m)) if m.len() > 25 => {
+            return bad_request("Maximum of 25 metadata properties allowed.");
+        }
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => {
+            return bad_request(
+                "Payload validation error: 'Expected type object' on property metadata.",
+            );
+        }
+    };
+    let mut inner = state.lock();
+    match inner.create_org(name, display_name, metadata) {
+        Some(i) => {
+            let mut out = inner.rbac.orgs[i].to_json();
+            out["enabled_connections"] = json!([]);
+            (StatusCode::CREATED, Json(out)).into_response()
+        }
+        None => api_error(
+            StatusCode::CONFLICT,
+            "An organization with this name already exists.",
+            "organization_conflict",
+        ),
+    }
+}
+
+async fn org_by_name(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["read:organizations"]) {
+        return r;
+    }
+    let inner = state.lock();
+    match inner.rbac.orgs.iter().find(|o| o.name == name) {
+        Some(o) => Json(o.to_json()).into_response(),
+        None => org_not_found(),
+    }
+}
+
+async fn org_by_id(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["read:organizations"]) {
+        return r;
+    }
+    let inner = state.lock();
+    match inner.org_index(&id) {
+        Some(i) => Json(inner.rbac.orgs[i].to_json()).into_response(),
+        None => org_not_found(),
+    }
+}
+
+async fn list_members(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let pairs = query_pairs(q.as_deref());
+    let with_roles =
+        query_get(&pairs, "fields").is_some_and(|f| f.split(',').any(|f| f == "roles"));
+    // `fields=roles` needs `read:organization_member_roles` as well.
+    let scopes: &[&str] = if with_roles {
+        &[
+            "read:organization_members",
+            "read:organization_member_roles",
+        ]
+    } else {
+        &["read:organization_members"]
+    };
+    if let Err(r) = state.authorize_all(&headers, scopes) {
+        return r;
+    }
+    let req = match paging::request(&pairs, MEMBERS) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let inner = state.lock();
+    let Some(i) = inner.org_index(&id) else {
+        return org_not_found();
+    };
+    let org = &inner.rbac.orgs[i];
+    let render = |u: &String| {
+        let mut m = inner.user_summary(u);
+        if with_roles {
+            let roles: Vec<Value> = org
+                .member_roles
+                .get(u)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| inner.rbac.roles.get(r))
+                .map(|r| json!({"id": r.id, "name": r.name}))
+                .collect();
+            m["roles"] = Value::Array(roles);
+        }
+        m
+    };
+    // Only the requested page is rendered: organizations can have many members.
+    paging::respond_lazy(
+        org.members.len(),
+        |r| org.members[r].iter().map(render).collect(),
+        "members",
+        req,
+        MEMBERS,
+    )
+}
+
+async fn add_members(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["create:organization_members"]) {
+        return r;
+    }
+    let members = match list_body(&body, "members") {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if members.len() > 10 {
+        // DOCS assign-members.mdx: "You can send a maximum of 10 members per
+        // organization per request." (the answer's exact text is not recorded).
+        return bad_request("You can send a maximum of 10 members per organization per request.");
+    }
+    let mut inner = state.lock();
+    let Some(i) = inner.org_index(&id) else {
+        return org_not_found();
+    };
+    // "the user must already exist in your tenant"; the answer's text is not recorded.
+    if let Some(u) = members.iter().find(|u| !inner.user_exists(u)) {
+        return bad_request(&format!("The user {u} does not exist."));
+    }
+    let org = &mut inner.rbac.orgs[i];
+    for m in members {
+        if !org.members.contains(&m) {
+            org.members.push(m);
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn member_roles(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["read:organization_member_roles"]) {
+        return r;
+    }
+    let req = match paging::request(&query_pairs(q.as_deref()), PLAIN) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let inner = state.lock();
+    let Some(i) = inner.org_index(&id) else {
+        return org_not_found();
+    };
+    if !inner.user_exists(&user_id) {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "The user does not exist.",
+            "inexistent_user",
+        );
+    }
+    let all: Vec<Value> = inner.rbac.orgs[i]
+        .member_roles
+        .get(&user_id)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| inner.rbac.roles.get(r))
+        .map(|r| r.to_json())
+        .collect();
+    paging::respond(all, "roles", req, PLAIN)
+}
+
+async fn assign_member_roles(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path((id, user_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["create:organization_member_roles"]) {
+        return r;
+    }
+    let roles = match list_body(&body, "roles") {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let mut inner = state.lock();
+    let Some(i) = inner.org_index(&id) else {
+        return org_not_found();
+    };
+    if let Some(r) = roles.iter().find(|r| !inner.rbac.roles.contains_key(*r)) {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            &format!("The role {r} does not exist."),
+            "inexistent_role",
+        );
+    }
+    let held = inner.rbac.orgs[i].member_roles.entry(user_id).or_default();
+    let mut after = held.clone();
+    for r in roles {
+        if !after.contains(&r) {
+            after.push(r);
+        }
+    }
+    if after.len() > 50 {
+        return api_error(
+            StatusCode::CONFLICT,
+            "No more roles can be assigned to this organization member.",
+            "conflict",
+        );
+    }
+    *held = after;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Seed helpers for tests and the demo (no HTTP, no rate limit).
+impl Auth0State {
+    /// Creates an organization (or finds the one with this name); returns its id.
+    pub fn seed_organization(&self, name: &str, display_name: &str) -> String {
+        let mut inner = self.lock();
+        let i = match inner.create_org(name, Some(display_name.to_owned()), None) {
+            Some(i) => i,
+            None => inner
+                .rbac
+                .orgs
+                .iter()
+                .position(|o| o.name == name)
+                .unwrap_or_default(),
+        };
+        inner.rbac.orgs[i].id.clone()
+    }
+
+    /// Adds members (ids as `auth0|…`) to an organization, any number at once.
+    pub fn seed_org_members(&self, org_id: &str, user_ids: &[&str]) {
+        let mut inner = self.lock();
+        if let Some(i) = inner.org_index(org_id) {
+            let org = &mut inner.rbac.orgs[i];
+            for u in user_ids {
+                if !org.members.iter().any(|m| m == u) {
+                    org.members.push((*u).to_owned());
+                }
+            }
+        }
+    }
+
+    /// Gives a member org-scoped roles.
+    pub fn seed_org_member_roles(&self, org_id: &str, user_id: &str, role_ids: &[&str]) {
+        let mut inner = self.lock();
+        if let Some(i) = inner.org_index(org_id) {
+            let held = inner.rbac.orgs[i]
+                .member_roles
+                .entry(user_id.to_owned())
+                .or_default();
+            for r in role_ids {
+                if !held.iter().any(|h| h == r) {
+                    held.push((*r).to_owned());
+                }
+            }
+        }
+    }
+
+    /// Every organization as `{id, name, display_name}`, in creation order.
+    pub fn organizations(&self) -> Vec<Value> {
+        self.lock().rbac.orgs.iter().map(Org::to_json).collect()
+    }
+
+    /// The member ids of an organization, in the order added.
+    pub fn org_member_ids(&self, org_id: &str) -> Vec<String> {
+        let inner = self.lock();
+        inner
+            .org_index(org_id)
+            .map(|i| inner.rbac.orgs[i].members.clone())
+            .unwrap_or_default()
+    }
+
+    /// The names of a member's org-scoped roles.
+    pub fn org_member_role_names(&self, org_id: &str, user_id: &str) -> Vec<String> {
+        let inner = self.lock();
+        let Some(i) = inner.org_index(org_id) else {
+            return Vec::new();
+        };
+        inner.rbac.orgs[i]
+            .member_roles
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| inner.rbac.roles.get(r))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+}
