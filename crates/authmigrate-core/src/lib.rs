@@ -9,6 +9,7 @@
 //! - [`delete`]: the provider-neutral delete engine (`authmigrate delete`).
 //! - [`generate`]: reproducible test users, hashed on every core.
 //! - [`memory`]: an in-memory backend that proves the driver.
+//! - [`workstore`]: the one embedded store (SQLite) for a run's keyed working data.
 
 pub mod backend;
 pub mod delete;
@@ -26,6 +27,7 @@ pub mod report;
 #[cfg(feature = "http")]
 pub mod retry;
 pub mod secret;
+pub mod workstore;
 
 pub use backend::{ImportBackend, Outcome, RecordOutcome};
 pub use error::{Error, Result};
