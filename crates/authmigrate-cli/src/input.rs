@@ -65,7 +65,11 @@ pub(crate) enum Native {
 impl Native {
     /// Checks one raw record of `format` as written when `format` is this target's
     /// own; the record's first errors, joined, as an `INVALID_RECORD` failure.
-    pub(crate) fn check(self, format: InputFormat, obj: &Map<String, Value>) -> Result<(), RecordFailure> {
+    pub(crate) fn check(
+        self,
+        format: InputFormat,
+        obj: &Map<String, Value>,
+    ) -> Result<(), RecordFailure> {
         let problems = match (self, format) {
             (Self::Authgear(id), InputFormat::AuthgearBody) => {
                 authmigrate_authgear::validate::check_record(obj, id)
@@ -89,7 +93,10 @@ impl Native {
         }
         Err(RecordFailure::new(
             "INVALID_RECORD",
-            format!("{} (a file in the target's own format is imported as written, not repaired)", errors.join("; ")),
+            format!(
+                "{} (a file in the target's own format is imported as written, not repaired)",
+                errors.join("; ")
+            ),
         ))
     }
 

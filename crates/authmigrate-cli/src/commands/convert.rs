@@ -388,17 +388,18 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
             Feed::Text(TextChunks::open(&args.input)?)
         }
         _ => {
-            let records: Records = match crate::input::parallel_ndjson(&args.input, mapper.native())? {
-                Some((records, status)) => {
-                    readers.push(status);
-                    records
-                }
-                None => {
-                    let inputs = Inputs::new(vec![args.input.clone()]).native(mapper.native());
-                    readers = inputs.error_handles();
-                    Box::new(inputs)
-                }
-            };
+            let records: Records =
+                match crate::input::parallel_ndjson(&args.input, mapper.native())? {
+                    Some((records, status)) => {
+                        readers.push(status);
+                        records
+                    }
+                    None => {
+                        let inputs = Inputs::new(vec![args.input.clone()]).native(mapper.native());
+                        readers = inputs.error_handles();
+                        Box::new(inputs)
+                    }
+                };
             match &args.password_hashes {
                 Some(path) if spill_join => {
                     Feed::Joined(Box::new(super::hashes::join(records, path, out)?))

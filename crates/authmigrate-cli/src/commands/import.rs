@@ -48,9 +48,9 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
     };
     let native = match args.to {
         Provider::Auth0 => Native::Auth0,
-        Provider::Authgear => Native::Authgear(
-            crate::commands::authgear_options(&args.map)?.identifier,
-        ),
+        Provider::Authgear => {
+            Native::Authgear(crate::commands::authgear_options(&args.map)?.identifier)
+        }
     };
     let inputs = Inputs::new(args.files.clone()).native(native);
     let readers = inputs.error_handles();
