@@ -76,6 +76,8 @@ pub struct AuthgearMapOptions {
     /// project. A path without a `user_metadata.`/`app_metadata.` prefix is looked up
     /// in `user_metadata`, then `app_metadata`.
     pub custom_attributes: Vec<(String, String)>,
+    /// The reserved usernames (`--reserved-usernames FILE`; built-in by default).
+    pub reserved_usernames: crate::username::ReservedUsernames,
 }
 
 pub use authmigrate_core::format::{FieldError, Mapped};
@@ -503,6 +505,14 @@ fn build<'a>(
     let email = login_id(&mut w, "email", record.email.as_deref());
     let email_verified = record.email_verified.filter(|_| email.is_some());
     let preferred_username = login_id(&mut w, "preferred_username", record.username.as_deref());
+    if let Some(u) = &preferred_username
+        && let Err(why) = crate::username::check_username(u, &opts.reserved_usernames)
+    {
+        return Err(RecordFailure::new(
+            "INVALID_USERNAME",
+            format!("`preferred_username` {why}: Authgear would fail this record"),
+        ));
+    }
     let name = non_empty(&mut w, "name", record.name.as_deref());
     let nickname = non_empty(&mut w, "nickname", record.nickname.as_deref());
     let phone_number = non_empty(&mut w, "phone_number", record.phone_number.as_deref());

@@ -20,6 +20,7 @@ pub mod delete;
 pub mod export;
 pub mod format;
 pub mod graphql;
+pub mod username;
 pub mod validate;
 
 pub use backend::AuthgearBackend;

@@ -13,6 +13,7 @@
 use serde_json::{Map, Value};
 
 use crate::format::{Identifier, kind};
+use crate::username::{ReservedUsernames, check_username};
 
 /// The server's body limit in bytes (`BodyMaxSize = 500 * 1000`, decimal).
 pub const MAX_BODY_BYTES: usize = 500_000;
@@ -401,8 +402,21 @@ impl Checker<'_> {
     }
 }
 
-/// Checks one raw record against the record schema of `identifier`.
+/// Checks one raw record against the record schema of `identifier`, with the
+/// built-in reserved usernames (see [`check_record_with`]).
 pub fn check_record(obj: &Map<String, Value>, identifier: Identifier) -> Vec<Problem> {
+    static BUILT_IN: std::sync::LazyLock<ReservedUsernames> =
+        std::sync::LazyLock::new(ReservedUsernames::default);
+    check_record_with(obj, identifier, &BUILT_IN)
+}
+
+/// Checks one raw record against the record schema of `identifier`; usernames are
+/// checked with [`check_username`] against `reserved`.
+pub fn check_record_with(
+    obj: &Map<String, Value>,
+    identifier: Identifier,
+    reserved: &ReservedUsernames,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut c = Checker { out: &mut out };
     for key in obj.keys() {
@@ -432,10 +446,8 @@ pub fn check_record(obj: &Map<String, Value>, identifier: Identifier) -> Vec<Pro
             "phone_number" => c.phone(f, v, nullable),
             "preferred_username" => {
                 if let Some(s) = c.string(f, v, nullable) {
-                    if !s.is_ascii() {
-                        c.err(f, "must be ASCII (Authgear's default username rules)");
-                    } else if s.len() > 40 {
-                        c.err(f, format!("must be at most 40 characters, got {}", s.len()));
+                    if let Err(why) = check_username(s, reserved) {
+                        c.err(f, why);
                     } else if s.chars().any(|ch| ch.is_ascii_uppercase()) {
                         c.out.push(Problem::warning(
                             f,

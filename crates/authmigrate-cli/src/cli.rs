@@ -216,6 +216,9 @@ pub struct ValidateArgs {
     /// Authgear: the identifier, when the file does not say (`email`, `phone_number`, `preferred_username`)
     #[arg(long)]
     pub identifier: Option<String>,
+    /// Authgear: the project's reserved usernames, one per line (replaces the built-in list)
+    #[arg(long = "reserved-usernames", value_name = "FILE")]
+    pub reserved_usernames: Option<PathBuf>,
     /// The file to check (`-`: stdin; `.gz` accepted)
     pub file: PathBuf,
 }
@@ -360,6 +363,14 @@ pub struct MapArgs {
         help_heading = "Authgear"
     )]
     pub custom_attributes: Vec<String>,
+    /// Authgear: the project's reserved usernames, one per line; replaces the
+    /// built-in list (`test`, `user`, `api`, `guest`, `www`, `admin`, `root`, `support`)
+    #[arg(
+        long = "reserved-usernames",
+        value_name = "FILE",
+        help_heading = "Authgear"
+    )]
+    pub reserved_usernames: Option<PathBuf>,
 }
 
 /// `authmigrate convert`.
@@ -468,6 +479,7 @@ impl Default for MapArgs {
         Self {
             identifier: "email".into(),
             custom_attributes: Vec::new(),
+            reserved_usernames: None,
         }
     }
 }

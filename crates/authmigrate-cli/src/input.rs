@@ -51,13 +51,17 @@ pub(crate) fn to_user_record(
 /// with the target's validator (the one `validate --for` runs) and a record with an
 /// error fails with its field and reason; it is not repaired. Records of any other
 /// format are converted, and what the target cannot hold is left out with warnings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum Native {
     /// No native check (e.g. `convert --to neutral`).
     #[default]
     None,
-    /// Authgear import records, checked against the schema of this identifier.
-    Authgear(authmigrate_authgear::format::Identifier),
+    /// Authgear import records, checked against the schema of this identifier,
+    /// usernames against these reserved names.
+    Authgear(
+        authmigrate_authgear::format::Identifier,
+        authmigrate_authgear::username::ReservedUsernames,
+    ),
     /// Auth0 bulk-import users.
     Auth0,
 }
@@ -66,13 +70,13 @@ impl Native {
     /// Checks one raw record of `format` as written when `format` is this target's
     /// own; the record's first errors, joined, as an `INVALID_RECORD` failure.
     pub(crate) fn check(
-        self,
+        &self,
         format: InputFormat,
         obj: &Map<String, Value>,
     ) -> Result<(), RecordFailure> {
         let problems = match (self, format) {
-            (Self::Authgear(id), InputFormat::AuthgearBody) => {
-                authmigrate_authgear::validate::check_record(obj, id)
+            (Self::Authgear(id, reserved), InputFormat::AuthgearBody) => {
+                authmigrate_authgear::validate::check_record_with(obj, *id, reserved)
             }
             (Self::Auth0, InputFormat::Auth0Bulk) => authmigrate_auth0::validate::check_user(obj),
             _ => return Ok(()),
@@ -102,7 +106,7 @@ impl Native {
 
     /// [`Native::check`], then [`to_user_record`].
     pub(crate) fn to_user_record(
-        self,
+        &self,
         format: InputFormat,
         obj: Map<String, Value>,
     ) -> Result<UserRecord, RecordFailure> {
@@ -354,7 +358,7 @@ pub(crate) fn parse_object(line: u64, text: &str) -> Result<Map<String, Value>, 
 /// goes through a JSON object, which says precisely what is wrong.
 pub(crate) fn parse_line(
     format: InputFormat,
-    native: Native,
+    native: &Native,
     line: u64,
     text: &str,
 ) -> Result<UserRecord, RecordFailure> {
@@ -387,7 +391,7 @@ pub(crate) fn parallel_ndjson(
     }
     let parse = move |index: u64, line: u64, text: &str| InputRecord {
         index,
-        record: parse_line(format, native, line, text),
+        record: parse_line(format, &native, line, text),
     };
     let lines = ParallelLines::open(path, parse)?;
     let status = lines.status();

@@ -277,7 +277,7 @@ impl Ctx<'_> {
                             index += 1;
                             continue;
                         }
-                        Ok(text) => crate::input::parse_line(self.format, self.native, line, text),
+                        Ok(text) => crate::input::parse_line(self.format, &self.native, line, text),
                         Err(_) => Err(RecordFailure::new(
                             "INVALID_RECORD",
                             format!("line {line}: not valid UTF-8"),

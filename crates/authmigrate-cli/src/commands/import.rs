@@ -49,7 +49,8 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
     let native = match args.to {
         Provider::Auth0 => Native::Auth0,
         Provider::Authgear => {
-            Native::Authgear(crate::commands::authgear_options(&args.map)?.identifier)
+            let o = crate::commands::authgear_options(&args.map)?;
+            Native::Authgear(o.identifier, o.reserved_usernames)
         }
     };
     let inputs = Inputs::new(args.files.clone()).native(native);

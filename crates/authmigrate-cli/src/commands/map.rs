@@ -47,7 +47,7 @@ impl Mapper {
         match self {
             Self::Neutral => Native::None,
             Self::Auth0(_) => Native::Auth0,
-            Self::Authgear(o) => Native::Authgear(o.identifier),
+            Self::Authgear(o) => Native::Authgear(o.identifier, o.reserved_usernames.clone()),
         }
     }
 
@@ -79,5 +79,23 @@ pub(crate) fn authgear_options(args: &MapArgs) -> anyhow::Result<AuthgearMapOpti
     Ok(AuthgearMapOptions {
         identifier,
         custom_attributes,
+        reserved_usernames: reserved_usernames(args.reserved_usernames.as_deref())?,
     })
+}
+
+/// `--reserved-usernames FILE`: the project's list, or the built-in one.
+pub(crate) fn reserved_usernames(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<authmigrate_authgear::username::ReservedUsernames> {
+    use authmigrate_authgear::username::ReservedUsernames;
+    let Some(path) = file else {
+        return Ok(ReservedUsernames::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "`--reserved-usernames {}`: cannot read: {e}",
+            path.display()
+        )
+    })?;
+    Ok(ReservedUsernames::from_list(&text))
 }
