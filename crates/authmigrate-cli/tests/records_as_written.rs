@@ -137,3 +137,86 @@ async fn auth0_bulk_array_is_imported_as_written() {
         by(2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usernames_fail_before_sending_and_unknown_role_keys_fail_at_the_server() {
+    let env = env().await;
+    let users = env.path("users.ndjson");
+    std::fs::write(
+        &users,
+        concat!(
+            "{\"email\":\"a@example.com\",\"username\":\"ada\"}\n",
+            "{\"email\":\"r@example.com\",\"username\":\"Admin\"}\n",
+            "{\"email\":\"s@example.com\",\"username\":\"s p\"}\n",
+        ),
+    )
+    .unwrap();
+    let rep = env.path("r1.json");
+    let o = env
+        .run(&[
+            "import",
+            "--to",
+            "authgear",
+            users.to_str().unwrap(),
+            "--report",
+            rep.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&rep);
+    let by = |i: u64| {
+        r["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["index"] == i)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by(0)["outcome"], "inserted");
+    assert_eq!(by(1)["outcome"], "failed");
+    assert_eq!(by(1)["code"], "INVALID_USERNAME");
+    assert_eq!(
+        by(1)["message"],
+        "`preferred_username` is a reserved username (Authgear's `block_reserved_usernames`): Authgear would fail this record"
+    );
+    assert_eq!(by(2)["code"], "INVALID_USERNAME");
+    assert!(by(2)["message"].as_str().unwrap().contains("only ASCII"));
+    assert_eq!(
+        env.sandbox.authgear().users().len(),
+        1,
+        "the refused records were not sent"
+    );
+
+    // A native body with a valid-looking but unknown role key: sent as written, and
+    // the server's refusal names the key.
+    let body = env.path("body.json");
+    std::fs::write(
+        &body,
+        json!({"identifier": "email", "records": [
+            {"email": "role@example.com", "roles": ["no_such_role"]}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let rep = env.path("r2.json");
+    let o = env
+        .run(&[
+            "import",
+            "--to",
+            "authgear",
+            body.to_str().unwrap(),
+            "--report",
+            rep.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&rep);
+    let rec = &r["records"][0];
+    assert_eq!(rec["outcome"], "failed", "{rec}");
+    assert_eq!(rec["code"], "RoleUnknownKeys", "{rec}");
+    assert_eq!(
+        rec["message"], "unknown role keys (keys: no_such_role)",
+        "{rec}"
+    );
+}
