@@ -16,6 +16,7 @@ pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod custom_attrs;
 pub mod delete;
 pub mod export;
 pub mod format;

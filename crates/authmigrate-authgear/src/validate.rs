@@ -137,7 +137,7 @@ pub fn is_plausible_phone(s: &str) -> bool {
 }
 
 /// An absolute URI with a scheme and a host (`https://example.com/x`).
-fn is_absolute_uri(s: &str) -> bool {
+pub(crate) fn is_absolute_uri(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once("://") else {
         return false;
     };
