@@ -355,11 +355,13 @@ pub struct MapArgs {
     /// Authgear: the login ID users are matched on
     #[arg(long, default_value = "email", help_heading = "Authgear")]
     pub identifier: String,
-    /// Authgear: carry metadata into a declared custom attribute, `SRC=DST`
-    /// (e.g. `user_metadata.plan=plan`); repeatable
+    /// Authgear: carry metadata into a declared custom attribute, `SRC=DST[:TYPE]`
+    /// (e.g. `user_metadata.plan=plan`, `user_metadata.age=age:integer:0:150`); TYPE is
+    /// string, number[:MIN:MAX], integer[:MIN:MAX], enum:A|B, phone_number, email, url
+    /// or country_code; repeatable
     #[arg(
         long = "custom-attribute",
-        value_name = "SRC=DST",
+        value_name = "SRC=DST[:TYPE]",
         help_heading = "Authgear"
     )]
     pub custom_attributes: Vec<String>,

@@ -65,20 +65,32 @@ pub(crate) fn authgear_options(args: &MapArgs) -> anyhow::Result<AuthgearMapOpti
     let identifier = Identifier::from_str(&args.identifier)
         .map_err(|e| anyhow::anyhow!("`--identifier`: {e}"))?;
     let mut custom_attributes = Vec::new();
+    let mut custom_attribute_types = Vec::new();
     for spec in &args.custom_attributes {
         let Some((src, dst)) = spec.split_once('=') else {
             anyhow::bail!(
                 "`--custom-attribute {spec}`: expected `SRC=DST`, e.g. `user_metadata.plan=plan`"
             );
         };
+        let (dst, ty) = match dst.split_once(':') {
+            Some((d, t)) => (d, Some(t)),
+            None => (dst, None),
+        };
         if src.is_empty() || dst.is_empty() {
             anyhow::bail!("`--custom-attribute {spec}`: both SRC and DST must be non-empty");
+        }
+        if let Some(ty) = ty {
+            let ty: authmigrate_authgear::custom_attrs::AttrType = ty
+                .parse()
+                .map_err(|e| anyhow::anyhow!("`--custom-attribute {spec}`: {e}"))?;
+            custom_attribute_types.push((dst.to_owned(), ty));
         }
         custom_attributes.push((src.to_owned(), dst.to_owned()));
     }
     Ok(AuthgearMapOptions {
         identifier,
         custom_attributes,
+        custom_attribute_types,
         reserved_usernames: reserved_usernames(args.reserved_usernames.as_deref())?,
     })
 }
