@@ -233,8 +233,10 @@ fn map_details(
         .records
         .iter()
         .enumerate()
-        .map(|(i, rec)| {
-            let local = rec.warnings.iter().cloned();
+        .map(|(i, _)| {
+            // The record's own encoding warnings (`BatchRecord::warnings`) are not
+            // added here: the driver carries them into the outcome, and adding them
+            // here too printed each warning twice.
             let Some(d) = by_index.remove(&i) else {
                 let failure = match job_error {
                     Some(e) => RecordFailure::new(
@@ -246,7 +248,7 @@ fn map_details(
                         "authgear reported no outcome for this record",
                     ),
                 };
-                return RecordOutcome::failed(failure).with_warnings(local);
+                return RecordOutcome::failed(failure);
             };
             let provider = d.warnings.into_iter().map(|w| w.message);
             let outcome = match d.outcome.as_str() {
@@ -270,7 +272,7 @@ fn map_details(
                     format!("authgear reported the unknown outcome `{other}`"),
                 )),
             };
-            outcome.with_warnings(local).with_warnings(provider)
+            outcome.with_warnings(provider)
         })
         .collect()
 }
@@ -563,10 +565,8 @@ mod tests {
         assert_eq!(out[0].user_id.as_deref(), Some("u0"));
         assert_eq!(
             out[0].warnings,
-            vec![
-                "local 0".to_owned(),
-                "skipping because upsert = false and user exists".to_owned()
-            ]
+            // Only the provider's: the driver adds the local ones (once).
+            vec!["skipping because upsert = false and user exists".to_owned()]
         );
         assert_eq!(out[1].outcome, Outcome::Failed);
         assert_eq!(out[1].code.as_deref(), Some("UnexpectedError"));

@@ -89,6 +89,11 @@ impl ApiError {
         {
             parts.push(format!("cause: {kind}"));
         }
+        // `RoleUnknownKeys`/`GroupUnknownKeys`: the keys are names, not secrets.
+        if let Some(keys) = info.get("keys").and_then(Value::as_array) {
+            let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+            parts.push(format!("keys: {}", keys.join(", ")));
+        }
         if let Some(period) = info.get("period").and_then(Value::as_str) {
             parts.push(format!("period: {period}"));
         }

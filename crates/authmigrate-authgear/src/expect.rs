@@ -45,6 +45,7 @@ mod tests {
         AuthgearMapOptions {
             identifier: Identifier::Email,
             custom_attributes: vec![("user_metadata.plan".into(), "plan".into())],
+            ..AuthgearMapOptions::default()
         }
     }
 

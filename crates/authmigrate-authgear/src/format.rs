@@ -76,6 +76,11 @@ pub struct AuthgearMapOptions {
     /// project. A path without a `user_metadata.`/`app_metadata.` prefix is looked up
     /// in `user_metadata`, then `app_metadata`.
     pub custom_attributes: Vec<(String, String)>,
+    /// `--custom-attribute SRC=DST:TYPE`: the declared type of attribute DST. A
+    /// mapped value is converted where exact, else left out with a warning.
+    pub custom_attribute_types: Vec<(String, crate::custom_attrs::AttrType)>,
+    /// The reserved usernames (`--reserved-usernames FILE`; built-in by default).
+    pub reserved_usernames: crate::username::ReservedUsernames,
 }
 
 pub use authmigrate_core::format::{FieldError, Mapped};
@@ -324,9 +329,9 @@ impl AddressOut<'_> {
 struct CustomAttributes<'a> {
     own: Option<&'a JsonObject>,
     /// Keys of `own` set from metadata, each once.
-    replaced: Vec<(&'a str, &'a Value)>,
+    replaced: Vec<(&'a str, Cow<'a, Value>)>,
     /// Keys not in `own`, each once, in first-insertion order.
-    added: Vec<(&'a str, &'a Value)>,
+    added: Vec<(&'a str, Cow<'a, Value>)>,
 }
 
 impl<'a> CustomAttributes<'a> {
@@ -339,7 +344,7 @@ impl<'a> CustomAttributes<'a> {
     }
 
     /// Sets a key like `Map::insert`: an existing key keeps its position.
-    fn insert(&mut self, key: &'a str, value: &'a Value) {
+    fn insert(&mut self, key: &'a str, value: Cow<'a, Value>) {
         let list = if self.own.is_some_and(|o| o.contains_key(key)) {
             &mut self.replaced
         } else {
@@ -359,10 +364,10 @@ impl Serialize for CustomAttributes<'_> {
                 .replaced
                 .iter()
                 .find(|(r, _)| *r == k.as_str())
-                .map_or(v, |(_, r)| *r);
+                .map_or(v, |(_, r)| r.as_ref());
             (k.as_str(), v)
         });
-        serializer.collect_map(own.chain(self.added.iter().copied()))
+        serializer.collect_map(own.chain(self.added.iter().map(|(k, v)| (*k, v.as_ref()))))
     }
 }
 
@@ -503,6 +508,14 @@ fn build<'a>(
     let email = login_id(&mut w, "email", record.email.as_deref());
     let email_verified = record.email_verified.filter(|_| email.is_some());
     let preferred_username = login_id(&mut w, "preferred_username", record.username.as_deref());
+    if let Some(u) = &preferred_username
+        && let Err(why) = crate::username::check_username(u, &opts.reserved_usernames)
+    {
+        return Err(RecordFailure::new(
+            "INVALID_USERNAME",
+            format!("`preferred_username` {why}: Authgear would fail this record"),
+        ));
+    }
     let name = non_empty(&mut w, "name", record.name.as_deref());
     let nickname = non_empty(&mut w, "nickname", record.nickname.as_deref());
     let phone_number = non_empty(&mut w, "phone_number", record.phone_number.as_deref());
@@ -585,13 +598,26 @@ fn build<'a>(
             if let Some(meta) = meta
                 && let Some(v) = lookup(meta, path)
             {
+                used_meta.push((meta_name, path.split('.').next().unwrap_or(path)));
+                let value = match opts.custom_attribute_types.iter().find(|(d, _)| d == dst) {
+                    None => Cow::Borrowed(v),
+                    Some((_, ty)) => match ty.convert(v) {
+                        Ok(c) if c == *v => Cow::Borrowed(v),
+                        Ok(c) => Cow::Owned(c),
+                        Err(why) => {
+                            w.push(format!(
+                                "`custom_attributes.{dst}` from `{meta_name}.{path}`: {why}: left out"
+                            ));
+                            break;
+                        }
+                    },
+                };
                 if attrs.contains_key(dst) {
                     w.push(format!(
                         "`custom_attributes.{dst}` set from `{meta_name}.{path}` over the record's own value"
                     ));
                 }
-                attrs.insert(dst, v);
-                used_meta.push((meta_name, path.split('.').next().unwrap_or(path)));
+                attrs.insert(dst, value);
                 break;
             }
         }

@@ -18,12 +18,14 @@ pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod custom_attrs;
 pub mod delete;
 pub mod expect;
 pub mod export;
 pub mod format;
 pub mod graphql;
 pub mod tenant;
+pub mod username;
 pub mod validate;
 
 pub use backend::AuthgearBackend;

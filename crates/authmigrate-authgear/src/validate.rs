@@ -13,11 +13,41 @@
 use serde_json::{Map, Value};
 
 use crate::format::{Identifier, kind};
+use crate::username::{ReservedUsernames, check_username};
 
 /// The server's body limit in bytes (`BodyMaxSize = 500 * 1000`, decimal).
 pub const MAX_BODY_BYTES: usize = 500_000;
 
 pub use authmigrate_core::format::{Located, Problem, Severity, is_plausible_email};
+
+/// Authgear's rule for a role or group key (authgear-admin-graphql.md, roles and
+/// groups): `^[a-zA-Z_][a-zA-Z0-9:_]*$`, 1 to 40 characters, and not starting with
+/// the reserved `authgear:` prefix. A key that passes may still be unknown at the
+/// project (`RoleUnknownKeys`/`GroupUnknownKeys`): only the server knows that.
+/// The error says which part of the rule the key breaks (it never echoes the key).
+pub fn check_role_or_group_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if key.len() > 40 {
+        return Err(format!(
+            "must be at most 40 characters, got {}",
+            key.chars().count()
+        ));
+    }
+    if key.starts_with("authgear:") {
+        return Err("must not start with the reserved prefix `authgear:`".to_owned());
+    }
+    let mut chars = key.chars();
+    let first = chars.next().unwrap_or('_');
+    if !(first.is_ascii_alphabetic() || first == '_') {
+        return Err("must start with an ASCII letter or `_`".to_owned());
+    }
+    if !chars.all(|ch| ch.is_ascii_alphanumeric() || ch == ':' || ch == '_') {
+        return Err("may contain only ASCII letters, digits, `:` and `_`".to_owned());
+    }
+    Ok(())
+}
 
 /// Checks the body's top level: `identifier` (required, one of the three),
 /// `upsert` (optional boolean) and no other key than `records`. Returns the
@@ -107,7 +137,7 @@ pub fn is_plausible_phone(s: &str) -> bool {
 }
 
 /// An absolute URI with a scheme and a host (`https://example.com/x`).
-fn is_absolute_uri(s: &str) -> bool {
+pub(crate) fn is_absolute_uri(s: &str) -> bool {
     let Some((scheme, rest)) = s.split_once("://") else {
         return false;
     };
@@ -372,8 +402,21 @@ impl Checker<'_> {
     }
 }
 
-/// Checks one raw record against the record schema of `identifier`.
+/// Checks one raw record against the record schema of `identifier`, with the
+/// built-in reserved usernames (see [`check_record_with`]).
 pub fn check_record(obj: &Map<String, Value>, identifier: Identifier) -> Vec<Problem> {
+    static BUILT_IN: std::sync::LazyLock<ReservedUsernames> =
+        std::sync::LazyLock::new(ReservedUsernames::default);
+    check_record_with(obj, identifier, &BUILT_IN)
+}
+
+/// Checks one raw record against the record schema of `identifier`; usernames are
+/// checked with [`check_username`] against `reserved`.
+pub fn check_record_with(
+    obj: &Map<String, Value>,
+    identifier: Identifier,
+    reserved: &ReservedUsernames,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut c = Checker { out: &mut out };
     for key in obj.keys() {
@@ -403,10 +446,8 @@ pub fn check_record(obj: &Map<String, Value>, identifier: Identifier) -> Vec<Pro
             "phone_number" => c.phone(f, v, nullable),
             "preferred_username" => {
                 if let Some(s) = c.string(f, v, nullable) {
-                    if !s.is_ascii() {
-                        c.err(f, "must be ASCII (Authgear's default username rules)");
-                    } else if s.len() > 40 {
-                        c.err(f, format!("must be at most 40 characters, got {}", s.len()));
+                    if let Err(why) = check_username(s, reserved) {
+                        c.err(f, why);
                     } else if s.chars().any(|ch| ch.is_ascii_uppercase()) {
                         c.out.push(Problem::warning(
                             f,
@@ -484,7 +525,12 @@ pub fn check_record(obj: &Map<String, Value>, identifier: Identifier) -> Vec<Pro
             "roles" | "groups" => match v {
                 Value::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
-                        c.string(&format!("{f}[{i}]"), item, false);
+                        let field = format!("{f}[{i}]");
+                        if let Some(key) = c.string(&field, item, false)
+                            && let Err(why) = check_role_or_group_key(key)
+                        {
+                            c.err(&field, why);
+                        }
                     }
                 }
                 other => c.err(
@@ -902,6 +948,47 @@ mod tests {
                 .unwrap()
                 .reason
                 .contains("500001 bytes")
+        );
+    }
+}
+
+#[cfg(test)]
+mod key_rule_tests {
+    use super::check_role_or_group_key;
+
+    #[test]
+    fn role_or_group_key_rule_follows_the_server() {
+        assert!(check_role_or_group_key("manager:SUPER_ADMIN1").is_ok());
+        assert!(check_role_or_group_key("_x").is_ok());
+        assert_eq!(
+            check_role_or_group_key("").unwrap_err(),
+            "must not be empty"
+        );
+        assert!(check_role_or_group_key(&"a".repeat(40)).is_ok());
+        assert!(
+            check_role_or_group_key(&"a".repeat(41))
+                .unwrap_err()
+                .contains("at most 40")
+        );
+        assert!(
+            check_role_or_group_key("0admin")
+                .unwrap_err()
+                .contains("start with")
+        );
+        assert!(
+            check_role_or_group_key("authgear:user")
+                .unwrap_err()
+                .contains("authgear:")
+        );
+        assert!(
+            check_role_or_group_key("a-b")
+                .unwrap_err()
+                .contains("only ASCII")
+        );
+        assert!(
+            check_role_or_group_key("é")
+                .unwrap_err()
+                .contains("start with")
         );
     }
 }

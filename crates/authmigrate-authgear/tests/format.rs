@@ -202,6 +202,7 @@ fn full_order_metadata_mfa_and_warnings() {
             ("user_metadata.plan".into(), "plan".into()),
             ("app_metadata.tier.name".into(), "tier".into()),
         ],
+        ..Default::default()
     };
     let m = to_import_record(&r, &o).unwrap();
     let keys: Vec<&str> = m

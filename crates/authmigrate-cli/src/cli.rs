@@ -218,6 +218,9 @@ pub struct ValidateArgs {
     /// Authgear: the identifier, when the file does not say (`email`, `phone_number`, `preferred_username`)
     #[arg(long)]
     pub identifier: Option<String>,
+    /// Authgear: the project's reserved usernames, one per line (replaces the built-in list)
+    #[arg(long = "reserved-usernames", value_name = "FILE")]
+    pub reserved_usernames: Option<PathBuf>,
     /// The file to check (`-`: stdin; `.gz` accepted)
     pub file: PathBuf,
 }
@@ -358,14 +361,24 @@ pub struct MapArgs {
     /// Authgear: the login ID users are matched on
     #[arg(long, default_value = "email", help_heading = "Authgear")]
     pub identifier: String,
-    /// Authgear: carry metadata into a declared custom attribute, `SRC=DST`
-    /// (e.g. `user_metadata.plan=plan`); repeatable
+    /// Authgear: carry metadata into a declared custom attribute, `SRC=DST[:TYPE]`
+    /// (e.g. `user_metadata.plan=plan`, `user_metadata.age=age:integer:0:150`); TYPE is
+    /// string, number[:MIN:MAX], integer[:MIN:MAX], enum:A|B, phone_number, email, url
+    /// or country_code; repeatable
     #[arg(
         long = "custom-attribute",
-        value_name = "SRC=DST",
+        value_name = "SRC=DST[:TYPE]",
         help_heading = "Authgear"
     )]
     pub custom_attributes: Vec<String>,
+    /// Authgear: the project's reserved usernames, one per line; replaces the
+    /// built-in list (`test`, `user`, `api`, `guest`, `www`, `admin`, `root`, `support`)
+    #[arg(
+        long = "reserved-usernames",
+        value_name = "FILE",
+        help_heading = "Authgear"
+    )]
+    pub reserved_usernames: Option<PathBuf>,
 }
 
 /// `authmigrate convert`.
@@ -569,6 +582,7 @@ impl Default for MapArgs {
         Self {
             identifier: "email".into(),
             custom_attributes: Vec::new(),
+            reserved_usernames: None,
         }
     }
 }

@@ -44,6 +44,77 @@ pub(crate) fn to_user_record(
     }
 }
 
+/// The target whose own upload format is checked as written rather than repaired.
+///
+/// A file in the target's native format (an Authgear import body for Authgear, an
+/// Auth0 bulk-import array for Auth0) is the user's own upload: each record is checked
+/// with the target's validator (the one `validate --for` runs) and a record with an
+/// error fails with its field and reason; it is not repaired. Records of any other
+/// format are converted, and what the target cannot hold is left out with warnings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum Native {
+    /// No native check (e.g. `convert --to neutral`).
+    #[default]
+    None,
+    /// Authgear import records, checked against the schema of this identifier,
+    /// usernames against these reserved names.
+    Authgear(
+        authmigrate_authgear::format::Identifier,
+        authmigrate_authgear::username::ReservedUsernames,
+    ),
+    /// Auth0 bulk-import users.
+    Auth0,
+}
+
+impl Native {
+    /// Checks one raw record of `format` as written when `format` is this target's
+    /// own; the record's first errors, joined, as an `INVALID_RECORD` failure.
+    pub(crate) fn check(
+        &self,
+        format: InputFormat,
+        obj: &Map<String, Value>,
+    ) -> Result<(), RecordFailure> {
+        let problems = match (self, format) {
+            (Self::Authgear(id, reserved), InputFormat::AuthgearBody) => {
+                authmigrate_authgear::validate::check_record_with(obj, *id, reserved)
+            }
+            (Self::Auth0, InputFormat::Auth0Bulk) => authmigrate_auth0::validate::check_user(obj),
+            _ => return Ok(()),
+        };
+        let errors: Vec<String> = problems
+            .iter()
+            .filter(|p| p.severity == authmigrate_core::format::Severity::Error)
+            .map(|p| {
+                if p.field.is_empty() {
+                    p.reason.clone()
+                } else {
+                    format!("field `{}`: {}", p.field, p.reason)
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(RecordFailure::new(
+            "INVALID_RECORD",
+            format!(
+                "{} (a file in the target's own format is imported as written, not repaired)",
+                errors.join("; ")
+            ),
+        ))
+    }
+
+    /// [`Native::check`], then [`to_user_record`].
+    pub(crate) fn to_user_record(
+        &self,
+        format: InputFormat,
+        obj: Map<String, Value>,
+    ) -> Result<UserRecord, RecordFailure> {
+        self.check(format, &obj)?;
+        to_user_record(format, obj)
+    }
+}
+
 /// Refuses an Auth0 password-hash export given where a user file is expected: it has
 /// no profiles, only hashes, so each of its lines would fail the same way.
 pub(crate) fn refuse_password_export(format: InputFormat, path: &Path) -> anyhow::Result<()> {
@@ -107,6 +178,7 @@ pub(crate) struct Inputs {
     /// Fatal errors (a file that cannot be opened or breaks mid-way).
     errors: ReaderStatus,
     status: Vec<ReaderStatus>,
+    native: Native,
 }
 
 impl Inputs {
@@ -117,7 +189,14 @@ impl Inputs {
             next_index: 0,
             errors: ReaderStatus::default(),
             status: Vec::new(),
+            native: Native::None,
         }
+    }
+
+    /// Checks records in `native`'s own format as written (see [`Native`]).
+    pub(crate) fn native(mut self, native: Native) -> Self {
+        self.native = native;
+        self
     }
 
     /// Collects every fatal reading error, once the driver is done with the iterator.
@@ -155,7 +234,7 @@ impl Iterator for Inputs {
                     let index = self.next_index;
                     self.next_index += 1;
                     let record = match raw.value {
-                        Ok(obj) => to_user_record(format, obj),
+                        Ok(obj) => self.native.to_user_record(format, obj),
                         Err(reason) => Err(RecordFailure::new("INVALID_RECORD", reason)),
                     };
                     return Some(InputRecord { index, record });
@@ -279,6 +358,7 @@ pub(crate) fn parse_object(line: u64, text: &str) -> Result<Map<String, Value>, 
 /// goes through a JSON object, which says precisely what is wrong.
 pub(crate) fn parse_line(
     format: InputFormat,
+    native: &Native,
     line: u64,
     text: &str,
 ) -> Result<UserRecord, RecordFailure> {
@@ -289,7 +369,7 @@ pub(crate) fn parse_line(
     }
     parse_object(line, text)
         .map_err(|reason| RecordFailure::new("INVALID_RECORD", reason))
-        .and_then(|obj| to_user_record(format, obj))
+        .and_then(|obj| native.to_user_record(format, obj))
 }
 
 /// A stream of input records.
@@ -297,7 +377,10 @@ pub(crate) type Records = Box<dyn Iterator<Item = InputRecord> + Send>;
 
 /// The records of one NDJSON user file, parsed and mapped to neutral records on every
 /// core, in input order; `Ok(None)` when the file is not NDJSON (or is stdin).
-pub(crate) fn parallel_ndjson(path: &Path) -> anyhow::Result<Option<(Records, ReaderStatus)>> {
+pub(crate) fn parallel_ndjson(
+    path: &Path,
+    native: Native,
+) -> anyhow::Result<Option<(Records, ReaderStatus)>> {
     if path.as_os_str() == "-" {
         return Ok(None);
     }
@@ -308,7 +391,7 @@ pub(crate) fn parallel_ndjson(path: &Path) -> anyhow::Result<Option<(Records, Re
     }
     let parse = move |index: u64, line: u64, text: &str| InputRecord {
         index,
-        record: parse_line(format, line, text),
+        record: parse_line(format, &native, line, text),
     };
     let lines = ParallelLines::open(path, parse)?;
     let status = lines.status();

@@ -218,6 +218,13 @@ impl<'a> Transcoder<'a> {
         let email = login_id(&mut w, "email", s(EMAIL));
         let email_verified = p.bools[EMAIL_VERIFIED].filter(|_| email.is_some());
         let username = login_id(&mut w, "preferred_username", s(USERNAME));
+        if username.as_deref().is_some_and(|u| {
+            authmigrate_authgear::username::check_username(u, &self.opts.reserved_usernames)
+                .is_err()
+        }) {
+            // The general path fails the record with its reason.
+            return Ok(None);
+        }
         let name = non_empty(&mut w, "name", s(NAME));
         let nickname = non_empty(&mut w, "nickname", s(NICKNAME));
         let phone_number = non_empty(&mut w, "phone_number", s(PHONE_NUMBER));

@@ -455,3 +455,54 @@ fn a_json_array_input_is_joined_through_the_index_too() {
         format!("$2b$10${:053}", 13)
     );
 }
+
+#[test]
+fn typed_custom_attributes_convert_exactly_or_are_left_out_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("users.ndjson");
+    std::fs::write(
+        &input,
+        "{\"email\":\"a@example.com\",\"user_metadata\":{\"age\":\"42\",\"plan\":5,\"tier\":\"Gold\"}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out.ndjson");
+    let o = authmigrate(&[
+        "convert",
+        "--to",
+        "authgear",
+        "--out",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--custom-attribute",
+        "user_metadata.age=age:integer:0:150",
+        "--custom-attribute",
+        "user_metadata.plan=plan:string",
+        "--custom-attribute",
+        "user_metadata.tier=tier:enum:gold|silver",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        lines(&out),
+        vec![serde_json::json!({"email": "a@example.com", "custom_attributes": {"age": 42}})]
+    );
+    let t = text(&o);
+    assert!(t.contains("`custom_attributes.plan` from `user_metadata.plan`: a number value does not fit `string`: not a string: left out"), "{t}");
+    assert!(t.contains("`custom_attributes.tier` from `user_metadata.tier`: a string value does not fit `enum:gold|silver`: not one of the values: left out"), "{t}");
+
+    let o = authmigrate(&[
+        "convert",
+        "--to",
+        "authgear",
+        "--out",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+        "--custom-attribute",
+        "user_metadata.age=age:int",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("`--custom-attribute user_metadata.age=age:int`: unknown type `int`"),
+        "{}",
+        text(&o)
+    );
+}

@@ -303,3 +303,95 @@ fn validate_authgear_checks_the_record_schema() {
     assert!(text.contains("record 1: field `email`"), "{text}");
     assert!(text.contains("record 2: field `password"), "{text}");
 }
+
+#[test]
+fn validate_authgear_applies_the_username_and_role_key_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    let names = ["ok_user", "Admin", "ädä", &"x".repeat(41), "boss"];
+    let mut records: Vec<Value> = names
+        .iter()
+        .map(|u| serde_json::json!({ "preferred_username": u }))
+        .collect();
+    records.push(serde_json::json!({"preferred_username": "r1", "roles": ["0bad", "good"]}));
+    std::fs::write(
+        &body,
+        serde_json::json!({"identifier": "preferred_username", "records": records}).to_string(),
+    )
+    .unwrap();
+    let ascii = "may contain only ASCII letters, digits, `_`, `-` and `.` (Authgear's `ascii_only` username rule)";
+    let reserved = "is a reserved username (Authgear's `block_reserved_usernames`)";
+    let b = body.display();
+    let o = authmigrate(&["validate", "--for", "authgear", body.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let expect = [
+        format!("{b}, record 1: field `preferred_username`: {reserved}"),
+        format!("{b}, record 2: field `preferred_username`: {ascii}"),
+        format!("{b}, record 3: field `preferred_username`: must be at most 40 bytes, got 41"),
+        format!("{b}, record 5: field `roles[0]`: must start with an ASCII letter or `_`"),
+    ];
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        expect,
+        "{}",
+        stderr(&o)
+    );
+
+    // `--reserved-usernames` replaces the built-in list: `Admin` is now allowed
+    // (a warning for its case), `boss` is not.
+    let list = dir.path().join("reserved.txt");
+    std::fs::write(&list, "# ours\nBoss\n").unwrap();
+    let o = authmigrate(&[
+        "validate",
+        "--for",
+        "authgear",
+        "--reserved-usernames",
+        list.to_str().unwrap(),
+        body.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(
+        text.contains("record 1: field `preferred_username`: warning: has upper-case"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("record 4: field `preferred_username`: {reserved}")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("record 1: field `preferred_username`: {reserved}")),
+        "{text}"
+    );
+
+    // Converted records: the same rule, reported on the field.
+    let neutral = dir.path().join("users.ndjson");
+    std::fs::write(
+        &neutral,
+        "{\"email\":\"a@example.com\",\"username\":\"root\"}\n{\"email\":\"b@example.com\",\"username\":\"b b\"}\n{\"email\":\"c@example.com\",\"username\":\"Cee\"}\n",
+    )
+    .unwrap();
+    let n = neutral.display();
+    let o = authmigrate(&["validate", "--for", "authgear", neutral.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let errors: Vec<&str> = stdout_lines_with(&o, "record 0", "record 1");
+    assert_eq!(
+        errors,
+        [
+            format!(
+                "{n}, record 0: field `preferred_username`: {reserved}: Authgear would fail this record"
+            ),
+            format!(
+                "{n}, record 1: field `preferred_username`: {ascii}: Authgear would fail this record"
+            ),
+        ]
+    );
+}
+
+fn stdout_lines_with<'a>(o: &'a Output, a: &str, b: &str) -> Vec<&'a str> {
+    std::str::from_utf8(&o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&format!(", {a}:")) || l.contains(&format!(", {b}:")))
+        .collect()
+}

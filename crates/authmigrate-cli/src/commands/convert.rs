@@ -207,6 +207,8 @@ impl Feed {
 /// What a worker needs to convert records.
 struct Ctx<'a> {
     format: InputFormat,
+    /// The target's own format, checked as written.
+    native: crate::input::Native,
     mapper: &'a Mapper,
     index: Option<&'a PasswordIndex>,
     /// Auth0 export lines to Authgear without a `UserRecord`, when it applies.
@@ -275,7 +277,7 @@ impl Ctx<'_> {
                             index += 1;
                             continue;
                         }
-                        Ok(text) => crate::input::parse_line(self.format, line, text),
+                        Ok(text) => crate::input::parse_line(self.format, &self.native, line, text),
                         Err(_) => Err(RecordFailure::new(
                             "INVALID_RECORD",
                             format!("line {line}: not valid UTF-8"),
@@ -386,17 +388,18 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
             Feed::Text(TextChunks::open(&args.input)?)
         }
         _ => {
-            let records: Records = match crate::input::parallel_ndjson(&args.input)? {
-                Some((records, status)) => {
-                    readers.push(status);
-                    records
-                }
-                None => {
-                    let inputs = Inputs::new(vec![args.input.clone()]);
-                    readers = inputs.error_handles();
-                    Box::new(inputs)
-                }
-            };
+            let records: Records =
+                match crate::input::parallel_ndjson(&args.input, mapper.native())? {
+                    Some((records, status)) => {
+                        readers.push(status);
+                        records
+                    }
+                    None => {
+                        let inputs = Inputs::new(vec![args.input.clone()]).native(mapper.native());
+                        readers = inputs.error_handles();
+                        Box::new(inputs)
+                    }
+                };
             match &args.password_hashes {
                 Some(path) if spill_join => {
                     Feed::Joined(Box::new(super::hashes::join(records, path, out)?))
@@ -407,6 +410,7 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
     };
     let ctx = Ctx {
         format: format.unwrap_or(InputFormat::Neutral),
+        native: mapper.native(),
         mapper: &mapper,
         index: index.as_ref(),
         transcoder: match (&mapper, format) {

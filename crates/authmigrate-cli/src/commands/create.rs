@@ -19,7 +19,7 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
     settings.connection = args.connection.clone();
     let mut records = Vec::new();
     let mut failed_input = Vec::new();
-    for input in Inputs::new(args.files.clone()) {
+    for input in Inputs::new(args.files.clone()).native(crate::input::Native::Auth0) {
         match input.record {
             Ok(user) => records.push((input.index, user)),
             Err(f) => failed_input.push((input.index, f)),

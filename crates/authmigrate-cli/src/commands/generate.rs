@@ -231,6 +231,7 @@ fn import_args(
         map: MapArgs {
             identifier: args.identifier.clone(),
             custom_attributes: Vec::new(),
+            reserved_usernames: None,
         },
         auth0: args.auth0.clone(),
         authgear: args.authgear.clone(),

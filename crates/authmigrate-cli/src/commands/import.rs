@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::Status;
 use crate::cli::{ImportArgs, Provider};
-use crate::input::{Inputs, survey};
+use crate::input::{Inputs, Native, survey};
 use crate::output::Output;
 
 pub(crate) fn run(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
@@ -46,7 +46,14 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
         resume_command: resume_command(&args.run),
         ..DriverOptions::default()
     };
-    let inputs = Inputs::new(args.files.clone());
+    let native = match args.to {
+        Provider::Auth0 => Native::Auth0,
+        Provider::Authgear => {
+            let o = crate::commands::authgear_options(&args.map)?;
+            Native::Authgear(o.identifier, o.reserved_usernames)
+        }
+    };
+    let inputs = Inputs::new(args.files.clone()).native(native);
     let readers = inputs.error_handles();
     let run = Run {
         options,

@@ -9,6 +9,7 @@ use authmigrate_core::backend::{Encoded, RecordFailure};
 use authmigrate_core::format::Mapped;
 
 use crate::cli::{ConvertTarget, MapArgs};
+use crate::input::Native;
 
 /// A target and its mapping options.
 #[derive(Debug, Clone)]
@@ -41,6 +42,15 @@ impl Mapper {
 }
 
 impl Mapper {
+    /// Which input format is this target's own, checked as written (see [`Native`]).
+    pub(crate) fn native(&self) -> Native {
+        match self {
+            Self::Neutral => Native::None,
+            Self::Auth0(_) => Native::Auth0,
+            Self::Authgear(o) => Native::Authgear(o.identifier, o.reserved_usernames.clone()),
+        }
+    }
+
     /// The record's exact JSON bytes in the target's shape, with what was left out.
     pub(crate) fn encode(&self, user: &UserRecord) -> Result<Encoded, RecordFailure> {
         match self {
@@ -55,19 +65,49 @@ pub(crate) fn authgear_options(args: &MapArgs) -> anyhow::Result<AuthgearMapOpti
     let identifier = Identifier::from_str(&args.identifier)
         .map_err(|e| anyhow::anyhow!("`--identifier`: {e}"))?;
     let mut custom_attributes = Vec::new();
+    let mut custom_attribute_types = Vec::new();
     for spec in &args.custom_attributes {
         let Some((src, dst)) = spec.split_once('=') else {
             anyhow::bail!(
                 "`--custom-attribute {spec}`: expected `SRC=DST`, e.g. `user_metadata.plan=plan`"
             );
         };
+        let (dst, ty) = match dst.split_once(':') {
+            Some((d, t)) => (d, Some(t)),
+            None => (dst, None),
+        };
         if src.is_empty() || dst.is_empty() {
             anyhow::bail!("`--custom-attribute {spec}`: both SRC and DST must be non-empty");
+        }
+        if let Some(ty) = ty {
+            let ty: authmigrate_authgear::custom_attrs::AttrType = ty
+                .parse()
+                .map_err(|e| anyhow::anyhow!("`--custom-attribute {spec}`: {e}"))?;
+            custom_attribute_types.push((dst.to_owned(), ty));
         }
         custom_attributes.push((src.to_owned(), dst.to_owned()));
     }
     Ok(AuthgearMapOptions {
         identifier,
         custom_attributes,
+        custom_attribute_types,
+        reserved_usernames: reserved_usernames(args.reserved_usernames.as_deref())?,
     })
+}
+
+/// `--reserved-usernames FILE`: the project's list, or the built-in one.
+pub(crate) fn reserved_usernames(
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<authmigrate_authgear::username::ReservedUsernames> {
+    use authmigrate_authgear::username::ReservedUsernames;
+    let Some(path) = file else {
+        return Ok(ReservedUsernames::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        anyhow::anyhow!(
+            "`--reserved-usernames {}`: cannot read: {e}",
+            path.display()
+        )
+    })?;
+    Ok(ReservedUsernames::from_list(&text))
 }

@@ -127,6 +127,9 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
     let map_auth0 = authmigrate_auth0::format::Auth0MapOptions::default();
     let map_authgear = AuthgearMapOptions {
         identifier,
+        reserved_usernames: crate::commands::map::reserved_usernames(
+            args.reserved_usernames.as_deref(),
+        )?,
         ..Default::default()
     };
     let mut duplicates = a0::Duplicates::new();
@@ -171,11 +174,23 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
                 Ok((Value::Object(o), w)) => (o, w),
                 Ok(_) => unreachable!("mappers always produce objects"),
                 Err(failure) => {
+                    // A username the rules refuse is a problem of its field.
+                    let (field, reason) = match failure.code.as_str() {
+                        "INVALID_USERNAME" => (
+                            "preferred_username".to_owned(),
+                            failure
+                                .message
+                                .strip_prefix("`preferred_username` ")
+                                .unwrap_or(&failure.message)
+                                .to_owned(),
+                        ),
+                        _ => (String::new(), failure.to_string()),
+                    };
                     emit(
                         Found {
                             index: Some(index),
-                            field: String::new(),
-                            reason: failure.to_string(),
+                            field,
+                            reason,
                             error: true,
                         },
                         &mut tally,
@@ -210,10 +225,12 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
                 );
                 ps
             }
-            Provider::Authgear => ag::check_record(&target_obj, identifier)
-                .into_iter()
-                .map(|p| (p.field.clone(), p.reason.clone(), p.is_error()))
-                .collect(),
+            Provider::Authgear => {
+                ag::check_record_with(&target_obj, identifier, &map_authgear.reserved_usernames)
+                    .into_iter()
+                    .map(|p| (p.field.clone(), p.reason.clone(), p.is_error()))
+                    .collect()
+            }
         };
         for (field, reason, error) in problems {
             emit(

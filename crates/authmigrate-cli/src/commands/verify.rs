@@ -291,7 +291,7 @@ fn records(
     Box<dyn Iterator<Item = InputRecord> + Send>,
     Vec<ReaderStatus>,
 )> {
-    if let Some((records, status)) = parallel_ndjson(path)? {
+    if let Some((records, status)) = parallel_ndjson(path, crate::input::Native::None)? {
         return Ok((records, vec![status]));
     }
     let mut reader = RecordReader::open_auto(path)?;

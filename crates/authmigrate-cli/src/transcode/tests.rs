@@ -80,7 +80,7 @@ fn check(opts: &AuthgearMapOptions, line: &str, index: Option<&PasswordIndex>) -
 fn opts(identifier: Identifier) -> AuthgearMapOptions {
     AuthgearMapOptions {
         identifier,
-        custom_attributes: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -123,6 +123,21 @@ fn fixture_lines(prefix: &str) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+#[test]
+fn usernames_the_rules_refuse_take_the_general_path() {
+    let o = opts(Identifier::Email);
+    for (u, accepted) in [("ada", true), ("Admin", false), ("a b", false)] {
+        let line = format!(r#"{{"user_id":"auth0|1","email":"a@example.com","username":"{u}"}}"#);
+        assert_eq!(check(&o, &line, None), (accepted, accepted), "{u}");
+    }
+    let mut own = opts(Identifier::Email);
+    own.reserved_usernames = authmigrate_authgear::username::ReservedUsernames::from_list("ada\n");
+    let line = r#"{"user_id":"auth0|1","email":"a@example.com","username":"Admin"}"#;
+    assert_eq!(check(&own, line, None), (true, true));
+    let line = r#"{"user_id":"auth0|1","email":"a@example.com","username":"ADA"}"#;
+    assert_eq!(check(&own, line, None), (false, false));
 }
 
 #[test]
