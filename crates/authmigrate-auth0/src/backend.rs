@@ -247,6 +247,10 @@ fn str_of<'a>(o: &'a Map<String, Value>, key: &str) -> &'a str {
 pub(crate) struct ConnectionInfo {
     pub(crate) id: String,
     pub(crate) requires_username: bool,
+    /// `options.password_complexity_options.min_length`, if set.
+    pub(crate) password_min_length: Option<usize>,
+    /// `options.validation.username {min, max}`, if set (flexible identifiers).
+    pub(crate) username_length: Option<(usize, usize)>,
 }
 
 /// Resolves a database connection's NAME to its id and checks it is usable: strategy
@@ -336,9 +340,24 @@ pub(crate) async fn find_connection(
         .and_then(|o| o.get("requires_username"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let options = conn.get("options");
+    let password_min_length = options
+        .and_then(|o| o.pointer("/password_complexity_options/min_length"))
+        .and_then(Value::as_u64)
+        .map(|n| n as usize);
+    let username_length = options
+        .and_then(|o| o.pointer("/validation/username"))
+        .and_then(|v| {
+            Some((
+                v.get("min")?.as_u64()? as usize,
+                v.get("max")?.as_u64()? as usize,
+            ))
+        });
     Ok(ConnectionInfo {
         id,
         requires_username,
+        password_min_length,
+        username_length,
     })
 }
 

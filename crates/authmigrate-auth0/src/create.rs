@@ -46,24 +46,66 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A random password of [`PASSWORD_LEN`] characters with lower and upper case
-/// letters, digits and symbols (meets Auth0's "excellent" password policy).
-fn random_password() -> Password {
+/// A random password of at least [`PASSWORD_LEN`] characters (or the connection's
+/// `min_length`) that passes Auth0's strictest policies (shared docs, auth0-api.md
+/// §6 (NEW): "Excellent" allows "no more than 2 identical characters in a row";
+/// flexible policies can "block three or more sequential characters"): lower and
+/// upper case letters, digits and symbols, no character three times in a row, no
+/// three ascending or descending neighbours (`abc`, `321`).
+fn random_password(min_length: usize) -> Password {
     const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
     const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
     const DIGIT: &[u8] = b"23456789";
     const SYMBOL: &[u8] = b"!#$%&*+-=?@^_~";
     let mut rng = rand::rngs::OsRng;
     let all: Vec<u8> = [LOWER, UPPER, DIGIT, SYMBOL].concat();
-    let mut chars: Vec<u8> = [LOWER, UPPER, DIGIT, SYMBOL]
-        .iter()
-        .map(|set| set[rng.gen_range(0..set.len())])
-        .collect();
-    while chars.len() < PASSWORD_LEN {
-        chars.push(all[rng.gen_range(0..all.len())]);
+    let len = PASSWORD_LEN.max(min_length);
+    loop {
+        let mut chars: Vec<u8> = [LOWER, UPPER, DIGIT, SYMBOL]
+            .iter()
+            .map(|set| set[rng.gen_range(0..set.len())])
+            .collect();
+        while chars.len() < len {
+            chars.push(all[rng.gen_range(0..all.len())]);
+        }
+        chars.shuffle(&mut rng);
+        if passes_strictest(&chars) {
+            return Password(chars.into_iter().map(char::from).collect());
+        }
     }
-    chars.shuffle(&mut rng);
-    Password(chars.into_iter().map(char::from).collect())
+}
+
+/// No character three times in a row, no three sequential alphanumerics.
+fn passes_strictest(chars: &[u8]) -> bool {
+    chars.windows(3).all(|w| {
+        let identical = w[0] == w[1] && w[1] == w[2];
+        let (a, b, c) = (i16::from(w[0]), i16::from(w[1]), i16::from(w[2]));
+        let sequential = w.iter().all(u8::is_ascii_alphanumeric)
+            && ((b - a == 1 && c - b == 1) || (a - b == 1 && b - c == 1));
+        !identical && !sequential
+    })
+}
+
+/// A username outside the connection's `validation.username {min, max}` fails before
+/// it is sent (auth0-api.md §6 (NEW)).
+fn check_username(
+    record: &UserRecord,
+    length: Option<(usize, usize)>,
+) -> Result<(), RecordFailure> {
+    let (Some(name), Some((min, max))) = (record.username.as_deref(), length) else {
+        return Ok(());
+    };
+    let n = name.chars().count();
+    if n < min || n > max {
+        return Err(RecordFailure::new(
+            "INVALID_USERNAME",
+            format!(
+                "`username`: the connection takes usernames of {min} to {max} characters \
+                 (options.validation.username), this one has {n}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The `POST /api/v2/users` body for a record, plus warnings for what is left out.
@@ -176,7 +218,11 @@ pub async fn create_users(
     let mut stopped = None;
     let mut rest = records.into_iter();
     for (index, record) in rest.by_ref() {
-        let password = random_password();
+        if let Err(f) = check_username(&record, conn.username_length) {
+            outcomes.push((index, RecordOutcome::failed(f)));
+            continue;
+        }
+        let password = random_password(conn.password_min_length.unwrap_or(0));
         let (body, warnings) = match user_body(
             &record,
             &settings.connection,
@@ -318,17 +364,49 @@ mod tests {
 
     #[test]
     fn passwords_are_strong_and_differ() {
-        let a = random_password();
-        let b = random_password();
+        let a = random_password(0);
+        let b = random_password(40);
         assert_ne!(a.0, b.0);
+        assert_eq!(a.0.len(), PASSWORD_LEN);
+        assert_eq!(b.0.len(), 40);
+        for _ in 0..500 {
+            assert!(passes_strictest(random_password(0).0.as_bytes()));
+        }
         for p in [&a, &b] {
-            assert_eq!(p.0.len(), PASSWORD_LEN);
             assert!(p.0.chars().any(|c| c.is_ascii_lowercase()));
             assert!(p.0.chars().any(|c| c.is_ascii_uppercase()));
             assert!(p.0.chars().any(|c| c.is_ascii_digit()));
             assert!(p.0.chars().any(|c| !c.is_ascii_alphanumeric()));
         }
         assert_eq!(format!("{a:?}"), "[REDACTED]");
+    }
+
+    #[test]
+    fn the_strictest_policies_refuse_runs_and_sequences() {
+        for bad in ["aaaB1!x", "xabc1!Q", "Q!x321k", "xcbaQ1!"] {
+            assert!(!passes_strictest(bad.as_bytes()), "{bad}");
+        }
+        for good in ["aaB1!xa", "ab1!Qba", "a!b#c$1"] {
+            assert!(passes_strictest(good.as_bytes()), "{good}");
+        }
+    }
+
+    #[test]
+    fn usernames_outside_the_connections_length_fail_naming_the_rule() {
+        let r = |u: &str| UserRecord {
+            username: Some(u.into()),
+            ..Default::default()
+        };
+        assert!(check_username(&r("ann"), Some((3, 8))).is_ok());
+        assert!(check_username(&r("a-very-long-name"), None).is_ok());
+        let f = check_username(&r("a-very-long-name"), Some((3, 8))).unwrap_err();
+        assert_eq!(f.code, "INVALID_USERNAME");
+        assert!(
+            f.message.contains("3 to 8") && f.message.contains("16"),
+            "{}",
+            f.message
+        );
+        assert!(check_username(&r("an"), Some((3, 8))).is_err());
     }
 
     #[test]
@@ -339,7 +417,7 @@ mod tests {
             name: Some("Ann".into()),
             ..Default::default()
         };
-        let pw = random_password();
+        let pw = random_password(0);
         let (b, w) = user_body(&r, "DB", false, &pw).unwrap();
         assert!(b.get("username").is_none());
         assert_eq!(b["connection"], "DB");

@@ -162,3 +162,37 @@ async fn more_than_1000_users_and_bad_connections_are_refused_up_front() {
     assert!(err.to_string().contains("being disabled"), "{err}");
     assert!(sb.auth0().users().is_empty());
 }
+
+/// A connection with the strictest password policy (min length 24) and usernames of
+/// 2 to 8 characters: every generated password passes the emulator's own policy
+/// check, and a username outside the length fails before anything is sent.
+#[tokio::test]
+async fn passwords_pass_the_strictest_policy_and_usernames_the_connections_length() {
+    let mut conn = Auth0Config::default().connections[0].clone();
+    conn.requires_username = true;
+    conn.password_policy = Some(authmigrate_sandbox::auth0::PasswordPolicy::strictest(24));
+    conn.username_length = Some((2, 8));
+    let sb = sandbox_with(
+        FaultConfig::default(),
+        Auth0Config {
+            connections: vec![conn],
+            ..Auth0Config::default()
+        },
+    )
+    .await;
+    let mut records: Vec<(u64, UserRecord)> = (0..25).map(|i| (i as u64, user(i))).collect();
+    records[3].1.username = Some("much-too-long".into());
+    let report = create_users(&settings(&sb), records, None).await.unwrap();
+    assert!(report.stopped.is_none(), "{:?}", report.stopped);
+    for (i, o) in &report.outcomes {
+        if *i == 3 {
+            assert_eq!(o.outcome, Outcome::Failed);
+            assert_eq!(o.code.as_deref(), Some("INVALID_USERNAME"));
+            assert!(o.message.as_deref().unwrap().contains("2 to 8"), "{o:?}");
+        } else {
+            assert_eq!(o.outcome, Outcome::Inserted, "{i}: {o:?}");
+        }
+    }
+    assert_eq!(sb.auth0().users().len(), 24);
+    assert!(sb.auth0().user_by_email("c3@example.com").is_none());
+}

@@ -19,9 +19,16 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
     settings.connection = args.connection.clone();
     let mut records = Vec::new();
     let mut failed_input = Vec::new();
+    // Each record's e-mail, for the report (create mode takes at most 1000 users).
+    let mut emails: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
     for input in Inputs::new(args.files.clone()).native(crate::input::Native::Auth0) {
         match input.record {
-            Ok(user) => records.push((input.index, user)),
+            Ok(user) => {
+                if let Some(e) = &user.email {
+                    emails.insert(input.index, e.clone());
+                }
+                records.push((input.index, user));
+            }
             Err(f) => failed_input.push((input.index, f)),
         }
     }
@@ -42,9 +49,10 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
         .map(|(i, f)| (i, authmigrate_core::RecordOutcome::failed(f)));
     for (index, outcome) in report.outcomes.into_iter().chain(failed_input) {
         summary.add(outcome.outcome);
-        out.event("record", ReportRecord::new(index, None, &outcome));
+        let email = emails.get(&index).map(String::as_str);
+        out.event("record", ReportRecord::new(index, email, &outcome));
         if let Some(w) = &mut writer {
-            w.record(index, None, &outcome)?;
+            w.record(index, email, &outcome)?;
         }
     }
     if let Some(w) = writer {
@@ -55,8 +63,8 @@ pub(crate) async fn run(args: &ImportArgs, out: &Output) -> anyhow::Result<Statu
         json!({ "target": "auth0", "mode": "create", "summary": summary }),
     );
     out.say(format!(
-        "created in auth0: {} records: {} inserted, {} failed",
-        summary.total, summary.inserted, summary.failed
+        "created in auth0: {} records: {} inserted, {} skipped, {} failed",
+        summary.total, summary.inserted, summary.skipped, summary.failed
     ));
     if let Some(e) = report.stopped {
         return Err(crate::backends::backend_error(e));
