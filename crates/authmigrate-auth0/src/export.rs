@@ -373,6 +373,7 @@ async fn wait_for_location(
         if waited >= reported + PROGRESS_EVERY {
             reported = waited;
             tracing::info!(
+                target: "progress",
                 job,
                 waited_s = waited.as_secs(),
                 percent = percent.map_or_else(|| "unknown".to_owned(), |p| format!("{p}%")),

@@ -364,6 +364,7 @@ async fn wait_for_url(api: &Api, job: &str, timeout: Duration) -> Result<String,
         if waited >= reported + PROGRESS_EVERY {
             reported = waited;
             tracing::info!(
+                target: "progress",
                 job,
                 waited_s = waited.as_secs(),
                 "waiting for the authgear users export task (authgear gives no percentage)"

@@ -128,7 +128,8 @@ fn init_tracing(verbose: u8, quiet: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {
         (q, _) if q > 0 => "error",
-        (_, 0) => "warn",
+        // Long waits (export jobs) say what they wait for on the `progress` target.
+        (_, 0) => "warn,progress=info",
         (_, 1) => "info,authmigrate=info",
         (_, 2) => "debug,hyper=info,reqwest=info,h2=info,rustls=info",
         _ => "trace",

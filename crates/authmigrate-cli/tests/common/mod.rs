@@ -16,12 +16,17 @@ pub struct Env {
 }
 
 pub async fn env() -> Env {
+    env_with(SandboxConfig::default()).await
+}
+
+/// [`env`] with the sandbox configured by `config` (its job latency is kept short).
+pub async fn env_with(config: SandboxConfig) -> Env {
     let sandbox = Sandbox::start(SandboxConfig {
         faults: FaultConfig {
             job_latency: Duration::from_millis(20),
-            ..FaultConfig::default()
+            ..config.faults
         },
-        ..SandboxConfig::default()
+        ..config
     })
     .await
     .unwrap();
