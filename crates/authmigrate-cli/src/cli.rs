@@ -221,6 +221,10 @@ pub struct ValidateArgs {
     /// Authgear: the project's reserved usernames, one per line (replaces the built-in list)
     #[arg(long = "reserved-usernames", value_name = "FILE")]
     pub reserved_usernames: Option<PathBuf>,
+    /// Authgear: custom attributes as `import`/`convert` take them, `SRC=DST[:TYPE]`;
+    /// values that do not fit their TYPE are reported (repeatable)
+    #[arg(long = "custom-attribute", value_name = "SRC=DST[:TYPE]")]
+    pub custom_attributes: Vec<String>,
     /// The file to check (`-`: stdin; `.gz` accepted)
     pub file: PathBuf,
 }

@@ -125,12 +125,14 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
         },
     };
     let map_auth0 = authmigrate_auth0::format::Auth0MapOptions::default();
+    // The same parsing as `import`/`convert` (one definition of `--custom-attribute`).
     let map_authgear = AuthgearMapOptions {
         identifier,
-        reserved_usernames: crate::commands::map::reserved_usernames(
-            args.reserved_usernames.as_deref(),
-        )?,
-        ..Default::default()
+        ..crate::commands::map::authgear_options(&crate::cli::MapArgs {
+            custom_attributes: args.custom_attributes.clone(),
+            reserved_usernames: args.reserved_usernames.clone(),
+            ..crate::cli::MapArgs::default()
+        })?
     };
     let mut duplicates = a0::Duplicates::new();
 
@@ -226,10 +228,20 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
                 ps
             }
             Provider::Authgear => {
-                ag::check_record_with(&target_obj, identifier, &map_authgear.reserved_usernames)
-                    .into_iter()
-                    .map(|p| (p.field.clone(), p.reason.clone(), p.is_error()))
-                    .collect()
+                let mut ps: Vec<_> = ag::check_record_with(
+                    &target_obj,
+                    identifier,
+                    &map_authgear.reserved_usernames,
+                )
+                .into_iter()
+                .map(|p| (p.field.clone(), p.reason.clone(), p.is_error()))
+                .collect();
+                // A native body's typed attributes are checked as written: the server
+                // fails the whole record on a value of the wrong type.
+                if native {
+                    ps.extend(typed_attribute_problems(&target_obj, &map_authgear));
+                }
+                ps
             }
         };
         for (field, reason, error) in problems {
@@ -278,4 +290,30 @@ pub(crate) fn run(args: ValidateArgs, out: &Output) -> anyhow::Result<Status> {
     } else {
         Status::SomeFailed
     })
+}
+
+/// `custom_attributes.DST` values of an Authgear record that do not fit their declared
+/// `--custom-attribute ...:TYPE` exactly, as errors.
+fn typed_attribute_problems(
+    record: &Map<String, Value>,
+    options: &AuthgearMapOptions,
+) -> Vec<(String, String, bool)> {
+    let Some(Value::Object(attrs)) = record.get("custom_attributes") else {
+        return Vec::new();
+    };
+    options
+        .custom_attribute_types
+        .iter()
+        .filter_map(|(dst, ty)| {
+            let v = attrs.get(dst)?;
+            let problem = match ty.convert(v) {
+                Ok(converted) if &converted == v => return None,
+                Ok(_) => format!(
+                    "the value does not fit `{ty}` as written (a native body is not converted)"
+                ),
+                Err(reason) => reason,
+            };
+            Some((format!("custom_attributes.{dst}"), problem, true))
+        })
+        .collect()
 }
