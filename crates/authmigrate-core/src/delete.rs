@@ -200,7 +200,7 @@ impl Selection {
             if line.trim().is_empty() {
                 continue;
             }
-            let fields = split_csv(line);
+            let fields = crate::io::csv::split_line(line);
             let field = |c: usize| fields.get(c).map(String::as_str).unwrap_or("");
             if field(outcome) != "inserted" {
                 continue;
@@ -221,27 +221,6 @@ impl Selection {
 
 fn looks_like_email(s: &str) -> bool {
     matches!(s.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !s.contains(char::is_whitespace))
-}
-
-/// Splits one CSV line (fields may be quoted, `""` inside quotes is a quote).
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
 }
 
 /// The outcome of one key.

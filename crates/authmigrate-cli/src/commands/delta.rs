@@ -307,9 +307,9 @@ fn removed(
             writeln!(
                 csv,
                 "{index},{},{},inserted,{}",
-                super::migrate::csv(&r.key),
-                super::migrate::csv(r.email.as_deref().unwrap_or("")),
-                super::migrate::csv(r.target_id.as_deref().unwrap_or(""))
+                authmigrate_core::io::csv::field(&r.key),
+                authmigrate_core::io::csv::field(r.email.as_deref().unwrap_or("")),
+                authmigrate_core::io::csv::field(r.target_id.as_deref().unwrap_or(""))
             )
         });
         if let Err(e) = res {

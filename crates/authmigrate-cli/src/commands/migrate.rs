@@ -260,10 +260,10 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
                     w,
                     "{},{},{},{},{}",
                     r.index,
-                    csv(&r.source_id),
-                    csv(&r.email),
+                    authmigrate_core::io::csv::field(&r.source_id),
+                    authmigrate_core::io::csv::field(&r.email),
                     r.outcome,
-                    csv(r.target_id.as_deref().unwrap_or(""))
+                    authmigrate_core::io::csv::field(r.target_id.as_deref().unwrap_or(""))
                 )?;
             }
             if args.password_reset_tickets.is_some()
@@ -412,12 +412,4 @@ fn for_each_row(
         })?;
     }
     Ok(())
-}
-
-pub(super) fn csv(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }

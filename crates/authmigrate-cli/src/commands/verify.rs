@@ -393,7 +393,7 @@ fn read_id_map(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         .next()
         .transpose()?
         .ok_or_else(|| anyhow::anyhow!("the id map `{}` is empty", path.display()))?;
-    let columns = split_csv(&header);
+    let columns = authmigrate_core::io::csv::split_line(&header);
     let col = |n: &str| {
         columns.iter().position(|c| c == n).ok_or_else(|| {
             anyhow::anyhow!(
@@ -409,7 +409,7 @@ fn read_id_map(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let fields = split_csv(&line);
+        let fields = authmigrate_core::io::csv::split_line(&line);
         match (fields.get(s), fields.get(t)) {
             (Some(src), Some(tgt)) if !src.is_empty() && !tgt.is_empty() => {
                 pairs.push((src.clone(), tgt.clone()))
@@ -424,27 +424,6 @@ fn read_id_map(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(pairs)
-}
-
-/// Splits one CSV line (RFC 4180 quoting, as `migrate` writes it).
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
 }
 
 /// The `--report` file: differences are spooled next to it as they come, and the
@@ -501,18 +480,5 @@ impl ReportWriter {
         w.write_all(b"]}\n")?;
         w.finish()?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields_are_split_with_quotes() {
-        assert_eq!(
-            split_csv(r#"3,auth0|x,"a,b""c"@example.com,inserted,u-1"#),
-            ["3", "auth0|x", r#"a,b"c@example.com"#, "inserted", "u-1"]
-        );
     }
 }

@@ -13,6 +13,7 @@
 //! - [`create_output`], [`NdjsonWriter`] and [`JsonArrayWriter`] write buffered,
 //!   optionally gzipped, optionally private (0600) output.
 
+pub mod csv;
 mod detect;
 mod object;
 mod output;
