@@ -452,6 +452,13 @@ pub struct MigrateArgs {
     /// again and send only the users that are new or changed since the last pass
     #[arg(long)]
     pub delta: bool,
+    /// With `--delta`: also delete, at the target, the users gone from the source
+    /// (asked like `delete`; `--yes` in scripts)
+    #[arg(long, requires = "delta")]
+    pub delete_removed: bool,
+    /// With `--delete-removed`: delete without asking
+    #[arg(long, requires = "delete_removed")]
+    pub yes: bool,
     /// The longest wait for the provider's export job before the export stops with an
     /// error naming the job (`90s`, `30m`, `2h`)
     #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = authmigrate_core::driver::parse_duration)]

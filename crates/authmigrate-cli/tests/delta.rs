@@ -188,6 +188,26 @@ async fn a_delta_sends_exactly_the_source_changes_and_a_second_sends_nothing() {
     );
     assert!(text(&o).contains("nothing to send"), "{}", text(&o));
     assert_eq!(authgear.jobs_created(), jobs_after);
+
+    // --delete-removed removes the user gone from the source at the target too, and
+    // the snapshot forgets it: the next delta has nothing removed.
+    let args = migrate(&["--delta", "--delete-removed", "--yes"]);
+    let o = env
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(authgear.users().len(), 9);
+    assert!(authgear.user_by_login_id("user_05@example.com").is_none());
+    let args = migrate(&["--delta"]);
+    let o = env
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("0 new, 0 changed, 9 unchanged, 0 removed"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

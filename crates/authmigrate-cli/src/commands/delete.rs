@@ -70,7 +70,7 @@ fn fingerprint(args: &DeleteArgs, selection: &Selection) -> String {
     format!("delete-{:016x}", h.finish())
 }
 
-async fn run_async(args: DeleteArgs, out: &Output) -> anyhow::Result<Status> {
+pub(super) async fn run_async(args: DeleteArgs, out: &Output) -> anyhow::Result<Status> {
     let selection = selection(&args)?;
     let directory = directory(&args)?;
     let name = directory.name();

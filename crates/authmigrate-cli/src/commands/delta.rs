@@ -155,6 +155,10 @@ pub(super) async fn run(mut args: MigrateArgs, out: &Output) -> anyhow::Result<S
         })?;
         status
     };
+    let status = match (args.delete_removed, status) {
+        (true, Status::Ok) => delete_removed(&args, &mut store, &removed_csv, &state, out).await?,
+        (_, status) => status,
+    };
     // The journal first: a kill between the two re-imports the same upserts.
     if journal.exists() {
         std::fs::remove_file(&journal)
@@ -255,6 +259,66 @@ async fn classify(
     w.finish()?;
     rep.finish()?;
     Ok(counts)
+}
+
+/// `--delete-removed`: runs `delete --id-map WORK_DIR/removed.csv` against the target
+/// (asking as `delete` does, resumable under `STATE.delete`), then drops the users it
+/// deleted (or found gone) from the snapshot.
+async fn delete_removed(
+    args: &MigrateArgs,
+    store: &mut DeltaStore,
+    removed_csv: &Path,
+    state: &Path,
+    out: &Output,
+) -> anyhow::Result<Status> {
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(removed_csv)
+        .with_context(|| format!("cannot read `{}`", removed_csv.display()))?
+        .lines()
+        .skip(1)
+        .map(authmigrate_core::io::csv::split_line)
+        .collect();
+    if rows.is_empty() {
+        return Ok(Status::Ok);
+    }
+    let report = args.work_dir.join("removed-report.json");
+    let delete = crate::cli::DeleteArgs {
+        from: args.to,
+        prefix: None,
+        count: None,
+        start: 1,
+        domain: None,
+        id_map: Some(removed_csv.to_owned()),
+        emails: None,
+        yes: args.yes,
+        dry_run: false,
+        force: false,
+        report: Some(report.clone()),
+        state: Some(PathBuf::from(format!("{}.delete", state.display()))),
+        concurrency: None,
+        connection: args.connection.clone(),
+        auth0: args.auth0.clone(),
+        authgear: args.authgear.clone(),
+    };
+    let status = super::delete::run_async(delete, out).await?;
+    let r: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(
+        std::fs::File::open(&report)
+            .with_context(|| format!("cannot read `{}`", report.display()))?,
+    ))?;
+    let gone: std::collections::HashSet<&str> = r["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["outcome"] == "deleted" || x["code"] == "NOT_FOUND")
+        .filter_map(|x| x["key"]["value"].as_str())
+        .collect();
+    for row in &rows {
+        if let (Some(key), Some(target)) = (row.get(1), row.get(4))
+            && gone.contains(target.as_str())
+        {
+            store.forget(key)?;
+        }
+    }
+    Ok(status)
 }
 
 /// Why the target keeps its old value of a changed field on upsert, if it does.
