@@ -6,6 +6,7 @@
 //! when stderr is a terminal and neither `--json`, `--no-progress` nor `-q` is given.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,6 +18,9 @@ pub(crate) struct Output {
     json: bool,
     quiet: bool,
     progress: bool,
+    /// Fields added to the command's `summary` event by the steps before it (e.g.
+    /// `migrate`'s tenant step: `roles`, `groups`, `mfa`).
+    summary_extra: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Output {
@@ -27,7 +31,16 @@ impl Output {
             json,
             quiet: quiet > 0,
             progress: tty && !json && !no_progress && quiet == 0,
+            summary_extra: Arc::default(),
         }
+    }
+
+    /// Adds (or replaces) `key` in the `summary` event this command emits last.
+    pub(crate) fn add_to_summary(&self, key: &str, value: serde_json::Value) {
+        self.summary_extra
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_owned(), value);
     }
 
     /// Whether `--json` is on.
@@ -45,6 +58,19 @@ impl Output {
             #[serde(rename = "type")]
             kind: &'a str,
             data: T,
+        }
+        let mut data = serde_json::to_value(data).unwrap_or_default();
+        if kind == "summary"
+            && let serde_json::Value::Object(o) = &mut data
+        {
+            for (k, v) in self
+                .summary_extra
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                o.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         let line = serde_json::to_string(&Envelope { kind, data }).unwrap_or_else(|e| {
             format!(r#"{{"type":"error","data":{{"message":"cannot encode event: {e}"}}}}"#)

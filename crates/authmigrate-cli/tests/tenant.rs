@@ -363,3 +363,36 @@ async fn a_migrated_user_logs_in_at_authgear_with_password_and_totp() {
     );
     env.sandbox.shutdown().await;
 }
+
+/// Contract v2: `migrate`'s `summary` event gains `roles`, `groups` and `mfa` counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_event_counts_roles_groups_and_mfa() {
+    let env = seeded().await;
+    let w = env.path("work");
+    let o = env
+        .run(&[
+            "--json",
+            "migrate",
+            "--from",
+            "auth0",
+            "--to",
+            "authgear",
+            "--work-dir",
+            w.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .rfind(|v| v["type"] == "summary")
+        .expect("a summary event");
+    let data = &summary["data"];
+    assert_eq!(data["roles"]["created"], 7, "{data}");
+    assert_eq!(data["groups"]["created"], 1, "{data}");
+    assert_eq!(data["roles"]["assignments"], 4, "{data}");
+    assert!(data["mfa"].is_null(), "no --mfa-secrets given: {data}");
+    assert!(data["summary"]["inserted"].as_u64().unwrap() > 0, "{data}");
+    env.sandbox.shutdown().await;
+}

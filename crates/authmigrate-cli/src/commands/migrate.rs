@@ -59,6 +59,10 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
 
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create `{}`", args.work_dir.display()))?;
+    // The summary event carries the tenant's counts (`null` where not carried).
+    for key in ["roles", "groups", "mfa"] {
+        out.add_to_summary(key, serde_json::Value::Null);
+    }
     // Roles and groups first: users' records name them (docs/tenant.md).
     let memberships = super::tenant::prepare(&args, out).await?;
     let mfa = super::tenant::mfa_secrets(&args, out)?;

@@ -141,6 +141,8 @@ fn render(args: &MigrateArgs, plan: &Plan, out: &Output) -> anyhow::Result<()> {
     let path = args.work_dir.join("tenant.json");
     std::fs::write(&path, serde_json::to_vec_pretty(plan)?)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
+    out.add_to_summary("roles", json!(s.roles));
+    out.add_to_summary("groups", json!(s.groups));
     out.event(
         "tenant",
         json!({ "dry_run": args.run.dry_run, "roles": s.roles, "groups": s.groups,
@@ -183,6 +185,7 @@ pub(crate) fn mfa_secrets(args: &MigrateArgs, out: &Output) -> anyhow::Result<Op
              their TOTP secret is not carried (each one is listed after the run)",
         );
     }
+    out.add_to_summary("mfa", json!(c));
     out.event("mfa_secrets", json!({ "file": path, "counts": c }));
     Ok(Some(secrets))
 }
