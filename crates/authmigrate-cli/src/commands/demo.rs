@@ -237,7 +237,7 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     steps.push(Step {
         name: "export ← Auth0",
         detail: format!(
-            "{exported} users (export job), {hash_lines} password hashes, MFA secrets (support-ticket files)"
+            "{exported} users (export job), {hash_lines} password hashes + MFA secrets (support files)"
         ),
         took: t.elapsed(),
     });
