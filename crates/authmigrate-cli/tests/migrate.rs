@@ -242,12 +242,38 @@ async fn authgear_to_auth0_arrives_without_passwords_and_gets_tickets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_tells_the_whole_story() {
     let env = env().await;
-    let o = env.run(&["--json", "demo", "--count", "4"]).await;
+    // 12 users: positions 0 and 10 have TOTP; every role and both organizations
+    // have members (see commands/demo_tenant.rs).
+    let o = env.run(&["--json", "demo", "--count", "12"]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let last: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "summary");
-    assert_eq!(last["data"]["logins_ok"], 4);
-    assert_eq!(last["data"]["auth0_users"], 4);
-    assert_eq!(last["data"]["authgear_users"], 4);
+    let d = &last["data"];
+    assert_eq!(d["logins_ok"], 12);
+    assert_eq!(d["auth0_users"], 12);
+    assert_eq!(d["authgear_users"], 12);
+    assert_eq!(d["roles_created"], 3);
+    assert_eq!(d["users_with_roles_ok"], 12);
+    assert_eq!(d["groups_created"], 2);
+    assert_eq!(d["users_with_groups_ok"], 12);
+    assert_eq!(d["totp_users"], 2);
+    assert_eq!(d["totp_logins_ok"], 2);
+    assert_eq!(d["totp_refused_without_code"], 2);
+    assert_eq!(d["passed"], true);
+    let out = text(&o);
+    for line in [
+        "ok   passwords: 12/12 users log in at Authgear with their original password",
+        // viewer: k % 4 != 3 (9), support: k % 5 == 0 or support in acme (k % 8 == 0):
+        // everyone but k = 3, 7, 11 holds a role.
+        "ok   roles: 3 created in Authgear, 12/12 users hold their roles (9 with at least one)",
+        // acme: even k (6), globex: k % 3 == 0 (4; 0 and 6 are in both).
+        "ok   groups: 2 created in Authgear from Auth0 organizations, 12/12 users in their groups (8 in at least one)",
+        "ok   mfa: 2/2 TOTP users log in with password + code (2 refused without a code)",
+        "not carried: role `admin` (key `admin`): Authgear roles hold no permissions",
+        "mfa: 2 users with a TOTP secret",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in:\n{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
 }

@@ -1,12 +1,19 @@
 //! `authmigrate demo`: the whole story on an in-process sandbox, no credentials.
 //!
-//! 1. generate test users (bcrypt `$2b$` cost 10, password = username);
-//! 2. import them into the Auth0 emulator (bulk jobs, through the real backend);
-//! 3. export them from Auth0 (the export job) with their password hashes (the
-//!    sandbox's stand-in for the support-ticket export);
-//! 4. migrate them to the Authgear emulator, joining the hashes;
-//! 5. log every user in at Authgear with its original password;
-//! 6. print the summary. Exit 0 only if every step succeeded for every user.
+//! 1. generate test users (bcrypt `$2b$` cost 10, password = username); every 10th
+//!    has a TOTP authenticator (`mfa_factors`);
+//! 2. import them into the Auth0 emulator (bulk jobs, through the real backend), then
+//!    seed the tenant: roles `admin`, `support`, `viewer` with permissions, their
+//!    members, organizations `acme` and `globex` with members and a member role
+//!    (`demo_tenant` says who holds what);
+//! 3. export them from Auth0 (the export job) with their password hashes and MFA
+//!    secrets (the sandbox's stand-ins for the support-ticket exports);
+//! 4. migrate to the Authgear emulator through `migrate`'s own tenant step (roles and
+//!    groups created first) and joins (hashes, memberships, TOTP secrets);
+//! 5. log every user in at Authgear with its original password, TOTP users with a
+//!    code too (and refused without one);
+//! 6. check every user holds at Authgear the roles and groups it had at Auth0;
+//! 7. print the summary. Exit 0 only if every check passed for every user.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -15,14 +22,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use authmigrate_auth0::{Auth0Auth, Auth0Backend, Auth0Settings};
 use authmigrate_authgear::{AuthgearAuth, AuthgearBackend, AuthgearSettings};
-use authmigrate_core::driver::{DriverOptions, InputRecord};
+use authmigrate_core::driver::DriverOptions;
 use authmigrate_core::generate::{GenerateOptions, generate};
 use authmigrate_core::io::{NdjsonWriter, create_output};
+use authmigrate_core::record::MfaFactor;
 use authmigrate_sandbox::{FaultConfig, Sandbox, SandboxConfig};
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde_json::json;
 
+use super::demo_tenant;
 use super::import::{Run, import};
 use crate::Status;
 use crate::backends::backend_error;
@@ -95,11 +104,21 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
         seed: Some(2026),
         ..GenerateOptions::default()
     };
+    let totp_users = (0..args.count)
+        .filter(|k| demo_tenant::has_totp(*k))
+        .count() as u64;
     let bar = out.bar(args.count, "hashing");
     {
         let mut w = NdjsonWriter::new(create_output(&users_path, true)?);
-        generate(&options, |u| {
+        let mut k = 0u64;
+        generate(&options, |mut u| {
             bar.inc(1);
+            if demo_tenant::has_totp(k) {
+                u.mfa.push(MfaFactor::Totp {
+                    secret: demo_tenant::base32(&demo_tenant::totp_key(k)).into(),
+                });
+            }
+            k += 1;
             w.write(&u)
                 .map_err(|e| authmigrate_core::Error::io("write", &users_path, e))
         })?;
@@ -108,7 +127,10 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     bar.finish_and_clear();
     steps.push(Step {
         name: "generate",
-        detail: format!("{} users, bcrypt $2b$ cost {}", args.count, options.cost),
+        detail: format!(
+            "{} users, bcrypt $2b$ cost {}, {totp_users} with TOTP",
+            args.count, options.cost
+        ),
         took: t.elapsed(),
     });
 
@@ -127,6 +149,40 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
         took: t.elapsed(),
     });
     ensure(status, "the Auth0 import")?;
+
+    // The tenant around the users: roles, organizations, memberships.
+    let t = Instant::now();
+    let by_email: std::collections::HashMap<String, String> = sandbox
+        .auth0()
+        .users()
+        .iter()
+        .filter_map(|u| {
+            Some((
+                u["email"].as_str()?.to_lowercase(),
+                u["user_id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let users: Vec<(String, String)> = (options.start..options.start + options.count)
+        .map(|i| {
+            let email = format!("{}@{}", options.username(i), options.domain);
+            let id = by_email
+                .get(&email.to_lowercase())
+                .cloned()
+                .unwrap_or_default();
+            (id, email)
+        })
+        .collect();
+    let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
+    let seeded = demo_tenant::seed(&sandbox, &ids);
+    steps.push(Step {
+        name: "tenant at Auth0",
+        detail: format!(
+            "{} roles, {} role members, {} organizations, {} members",
+            seeded.roles, seeded.role_assignments, seeded.organizations, seeded.memberships
+        ),
+        took: t.elapsed(),
+    });
 
     // 3. Export from Auth0, with the password hashes.
     let t = Instant::now();
@@ -164,26 +220,63 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .count();
+    let mfa_path = dir.join("auth0-mfa-secrets.ndjson");
+    let mfa = reqwest::get(format!(
+        "{}/_sandbox/auth0/mfa-secrets?connection={}",
+        sandbox.base_url(),
+        auth0.connection
+    ))
+    .await
+    .and_then(|r| r.error_for_status())
+    .context("cannot fetch the sandbox's MFA export")?
+    .bytes()
+    .await?;
+    let mut f = create_output(&mfa_path, true)?;
+    f.write_all(&mfa)?;
+    f.finish()?;
     steps.push(Step {
         name: "export ← Auth0",
         detail: format!(
-            "{exported} users (export job), {hash_lines} password hashes (support-ticket file)"
+            "{exported} users (export job), {hash_lines} password hashes + MFA secrets (support files)"
         ),
         took: t.elapsed(),
     });
 
-    // 4. Migrate to Authgear, joining the hashes.
+    // 4. Migrate to Authgear: the tenant step first (as `migrate` runs it), then the
+    // users, joining the hashes, memberships and TOTP secrets.
     let t = Instant::now();
+    let (plan, memberships) = super::tenant::carry(super::tenant::Step {
+        auth0: auth0.clone(),
+        authgear: authgear.clone(),
+        roles: true,
+        groups: true,
+        role_map: Vec::new(),
+        dry_run: false,
+        store: dir.join("tenant.sqlite"),
+        resume: false,
+        after_batch: None,
+    })
+    .await?;
+    super::tenant::render(false, &dir, &plan, out)?;
+    let mfa = super::tenant::load_mfa(&mfa_path, &dir, out)?;
+    let mfa_joined = Arc::new(super::tenant::MfaJoined::default());
     let backend = Arc::new(AuthgearBackend::new(authgear).map_err(backend_error)?);
     let inputs = Inputs::new(vec![export_path.clone()]);
     let mut readers = inputs.error_handles();
     let joined = super::hashes::join_checked(inputs, &hashes_path, out)?;
     readers.push(joined.status());
+    let joined = super::tenant::annotate(
+        Box::new(joined),
+        Some(memberships),
+        Some(mfa),
+        false,
+        mfa_joined.clone(),
+    );
     let report = dir.join("authgear-import-report.json");
     let total = survey(std::slice::from_ref(&export_path))?.records;
     let status = import(
         backend,
-        Box::new(joined) as Box<dyn Iterator<Item = InputRecord> + Send>,
+        joined,
         readers,
         Run {
             options: demo_options(),
@@ -196,43 +289,139 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     .await?;
     steps.push(Step {
         name: "migrate → Authgear",
-        detail: format!("{} users in the project", sandbox.authgear().users().len()),
+        detail: format!(
+            "{} users, {} roles, {} groups in the project; {} TOTP secrets joined",
+            sandbox.authgear().users().len(),
+            sandbox.authgear().role_keys().len(),
+            sandbox.authgear().groups().len(),
+            mfa_joined.joined.load(std::sync::atomic::Ordering::Relaxed)
+        ),
         took: t.elapsed(),
     });
     ensure(status, "the Authgear import")?;
 
-    // 5. Every user logs in at Authgear with its original password, over HTTP.
+    // 5. Every user logs in at Authgear with its original password (TOTP users with a
+    // code, after being refused without one), over HTTP.
     let t = Instant::now();
     let login_url = format!("{}/_sandbox/authgear/login", sandbox.base_url());
     let http = reqwest::Client::new();
-    let ok = futures::stream::iter(options.start..options.start + options.count)
-        .map(|i| {
-            let username = options.username(i);
-            let body = json!({ "login_id": format!("{username}@{}", options.domain), "password": username });
-            let req = http.post(&login_url).json(&body).send();
-            async move { req.await.map(|r| r.status().is_success()).unwrap_or(false) }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let logins: Vec<Login> = futures::stream::iter(0..options.count)
+        .map(|k| {
+            let username = options.username(options.start + k);
+            let login_id = format!("{username}@{}", options.domain);
+            let (http, url) = (http.clone(), login_url.clone());
+            async move {
+                let totp = demo_tenant::has_totp(k);
+                let post = |body: serde_json::Value| {
+                    let req = http.post(&url).json(&body).send();
+                    async move {
+                        match req.await {
+                            Ok(r) => {
+                                let status = r.status().as_u16();
+                                (status, r.text().await.unwrap_or_default())
+                            }
+                            Err(_) => (0, String::new()),
+                        }
+                    }
+                };
+                let password = json!({ "login_id": login_id, "password": username });
+                if !totp {
+                    let (status, _) = post(password).await;
+                    return Login {
+                        totp,
+                        refused_without_code: false,
+                        ok: status == 200,
+                    };
+                }
+                let (status, body) = post(password).await;
+                let refused_without_code = status == 401 && body.contains("TOTPRequired");
+                let code =
+                    authmigrate_sandbox::auth0::mfa::totp_code(&demo_tenant::totp_key(k), now);
+                let (status, _) =
+                    post(json!({ "login_id": login_id, "password": username, "totp": code })).await;
+                Login {
+                    totp,
+                    refused_without_code,
+                    ok: status == 200,
+                }
+            }
         })
         .buffer_unordered(8)
-        .filter(|ok| futures::future::ready(*ok))
-        .count()
-        .await as u64;
+        .collect()
+        .await;
+    let ok = logins.iter().filter(|l| l.ok).count() as u64;
+    let totp_ok = logins.iter().filter(|l| l.totp && l.ok).count() as u64;
+    let totp_refused = logins
+        .iter()
+        .filter(|l| l.totp && l.refused_without_code)
+        .count() as u64;
     steps.push(Step {
         name: "log in at Authgear",
-        detail: format!("{ok} of {} users with their original passwords", args.count),
+        detail: format!(
+            "{ok} of {} users, {totp_ok} of them with a TOTP code",
+            args.count
+        ),
         took: t.elapsed(),
     });
 
-    // 6. Summary.
+    // 6. Every user holds the roles and groups it had at Auth0.
+    let t = Instant::now();
+    let held = demo_tenant::check(&sandbox, &plan, &users);
+    steps.push(Step {
+        name: "check memberships",
+        detail: format!(
+            "{} users' roles and {} users' groups as at Auth0",
+            held.roles_ok, held.groups_ok
+        ),
+        took: t.elapsed(),
+    });
+
+    // 7. Summary.
+    let n = args.count;
+    let checks = [
+        (
+            ok == n,
+            format!("passwords: {ok}/{n} users log in at Authgear with their original password"),
+        ),
+        (
+            held.roles_defined == held.roles_planned && held.roles_ok == n,
+            format!(
+                "roles: {} created in Authgear, {}/{n} users hold their roles ({} with at least one)",
+                held.roles_defined, held.roles_ok, held.with_roles
+            ),
+        ),
+        (
+            held.groups_defined == held.groups_planned && held.groups_ok == n,
+            format!(
+                "groups: {} created in Authgear from Auth0 organizations, {}/{n} users in their groups ({} in at least one)",
+                held.groups_defined, held.groups_ok, held.with_groups
+            ),
+        ),
+        (
+            totp_ok == totp_users && totp_refused == totp_users,
+            format!(
+                "mfa: {totp_ok}/{totp_users} TOTP users log in with password + code ({totp_refused} refused without a code)"
+            ),
+        ),
+    ];
+    let passed = checks.iter().all(|(pass, _)| *pass);
     out.event(
         "summary",
         json!({ "users": args.count, "auth0_users": a0_users, "exported": exported,
                 "authgear_users": sandbox.authgear().users().len(), "logins_ok": ok,
+                "roles_created": held.roles_defined, "users_with_roles_ok": held.roles_ok,
+                "groups_created": held.groups_defined, "users_with_groups_ok": held.groups_ok,
+                "totp_users": totp_users, "totp_logins_ok": totp_ok,
+                "totp_refused_without_code": totp_refused, "passed": passed,
                 "seconds": started.elapsed().as_secs_f64() }),
     );
     out.say("\nauthmigrate demo");
     for s in &steps {
         out.say(format!(
-            "  {:<20} {:<68} {:>6.1}s",
+            "  {:<20} {:<76} {:>6.1}s",
             s.name,
             s.detail,
             s.took.as_secs_f64()
@@ -246,17 +435,28 @@ async fn run_async(args: DemoArgs, out: &Output) -> anyhow::Result<Status> {
     if let Some(d) = &args.keep {
         out.say(format!("  files kept in `{}`", d.display()));
     }
+    out.say("");
+    for (pass, line) in &checks {
+        out.say(format!("{} {line}", if *pass { "ok  " } else { "FAIL" }));
+    }
     sandbox.shutdown().await;
-    if ok == args.count {
-        out.say(format!("\nevery one of the {ok} users moved from Auth0 to Authgear and logs in with its original password"));
+    if passed {
+        out.say(format!(
+            "\nevery one of the {n} users moved from Auth0 to Authgear with its password, roles, groups and TOTP"
+        ));
         Ok(Status::Ok)
     } else {
-        out.say(format!(
-            "\n{} users could not log in at Authgear",
-            args.count - ok
-        ));
+        out.say("\nsome users did not arrive whole at Authgear: see the FAIL lines above");
         Ok(Status::SomeFailed)
     }
+}
+
+/// One user's login at Authgear.
+#[derive(Debug)]
+struct Login {
+    totp: bool,
+    refused_without_code: bool,
+    ok: bool,
 }
 
 fn demo_options() -> DriverOptions {

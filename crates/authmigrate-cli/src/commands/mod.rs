@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod delta;
 mod demo;
+mod demo_tenant;
 mod export;
 mod hashes;
 mod map;

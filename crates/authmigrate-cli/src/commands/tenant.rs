@@ -63,44 +63,83 @@ pub(crate) async fn prepare(
         std::fs::write(&pending, b"")
             .with_context(|| format!("cannot write `{}`", pending.display()))?;
     }
-    let source = authmigrate_auth0::tenant::Auth0Tenant::new(&auth0_settings(&args.auth0)?)
-        .map_err(backend_error)?;
-    let target = authmigrate_authgear::tenant::AuthgearTenant::new(&authgear_settings(
-        &args.authgear,
-        &args.map,
-    )?)
-    .map_err(backend_error)?;
-    let opts = TenantOptions {
+    let step = Step {
+        auth0: auth0_settings(&args.auth0)?,
+        authgear: authgear_settings(&args.authgear, &args.map)?,
         roles,
         groups,
         role_map: args.role_map.clone(),
         dry_run: args.run.dry_run,
         store: path,
         resume,
-        target_holds_permissions: false,
         after_batch: abort_hook(),
     };
     if resume {
         out.say("resuming the tenant step: reusing the crawled roles and organizations");
     }
-    let (plan, memberships) = run(&source, &target, &opts).await.map_err(|e| match e {
-        authmigrate_core::tenant::engine::TenantError::Backend(b) => backend_error(b),
-        other => anyhow::anyhow!(other),
-    })?;
+    let (plan, memberships) = carry(step).await?;
     if !args.run.dry_run {
         let _ = std::fs::remove_file(&pending);
     }
-    render(args, &plan, out)?;
+    render(args.run.dry_run, &args.work_dir, &plan, out)?;
     Ok(Some(memberships))
 }
 
-fn render(args: &MigrateArgs, plan: &Plan, out: &Output) -> anyhow::Result<()> {
-    let s = &plan.summary;
-    let verb = if args.run.dry_run {
-        "would create"
-    } else {
-        "created"
+/// One Auth0 → Authgear tenant step (what `migrate` and `demo` both run).
+pub(crate) struct Step {
+    pub(crate) auth0: authmigrate_auth0::Auth0Settings,
+    pub(crate) authgear: authmigrate_authgear::AuthgearSettings,
+    pub(crate) roles: bool,
+    pub(crate) groups: bool,
+    pub(crate) role_map: Vec<(String, String)>,
+    pub(crate) dry_run: bool,
+    pub(crate) store: PathBuf,
+    pub(crate) resume: bool,
+    pub(crate) after_batch: Option<Box<dyn Fn(usize) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("roles", &self.roles)
+            .field("groups", &self.groups)
+            .field("dry_run", &self.dry_run)
+            .field("resume", &self.resume)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Crawls the Auth0 tenant, creates the roles and groups in Authgear and returns the
+/// plan with the users' membership look-up.
+pub(crate) async fn carry(step: Step) -> anyhow::Result<(Plan, Memberships)> {
+    let source = authmigrate_auth0::tenant::Auth0Tenant::new(&step.auth0).map_err(backend_error)?;
+    let target =
+        authmigrate_authgear::tenant::AuthgearTenant::new(&step.authgear).map_err(backend_error)?;
+    let opts = TenantOptions {
+        roles: step.roles,
+        groups: step.groups,
+        role_map: step.role_map,
+        dry_run: step.dry_run,
+        store: step.store,
+        resume: step.resume,
+        target_holds_permissions: false,
+        after_batch: step.after_batch,
     };
+    run(&source, &target, &opts).await.map_err(|e| match e {
+        authmigrate_core::tenant::engine::TenantError::Backend(b) => backend_error(b),
+        other => anyhow::anyhow!(other),
+    })
+}
+
+/// Prints the plan's counts and what is not carried; writes `tenant.json` into `work_dir`.
+pub(crate) fn render(
+    dry_run: bool,
+    work_dir: &std::path::Path,
+    plan: &Plan,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let s = &plan.summary;
+    let verb = if dry_run { "would create" } else { "created" };
     out.say(format!(
         "roles: {} at the source, {verb} {}, reused {}; {} user role assignments",
         s.roles.source, s.roles.created, s.roles.reused, s.roles.assignments
@@ -138,14 +177,14 @@ fn render(args: &MigrateArgs, plan: &Plan, out: &Output) -> anyhow::Result<()> {
             s.group_roles_not_carried
         ));
     }
-    let path = args.work_dir.join("tenant.json");
+    let path = work_dir.join("tenant.json");
     std::fs::write(&path, serde_json::to_vec_pretty(plan)?)
         .with_context(|| format!("cannot write `{}`", path.display()))?;
     out.add_to_summary("roles", json!(s.roles));
     out.add_to_summary("groups", json!(s.groups));
     out.event(
         "tenant",
-        json!({ "dry_run": args.run.dry_run, "roles": s.roles, "groups": s.groups,
+        json!({ "dry_run": dry_run, "roles": s.roles, "groups": s.groups,
                 "permissions_not_carried": s.permissions_not_carried,
                 "group_roles_as_direct": s.group_roles_as_direct,
                 "group_roles_not_carried": s.group_roles_not_carried,
@@ -169,8 +208,23 @@ pub(crate) fn mfa_secrets(args: &MigrateArgs, out: &Output) -> anyhow::Result<Op
             "`--mfa-secrets` is an Auth0 MFA export: it only applies with `--from auth0`"
         );
     }
-    let (secrets, c) =
-        MfaSecrets::load(path, Some(&args.work_dir)).map_err(|e| anyhow::anyhow!(e))?;
+    let secrets = load_mfa(path, &args.work_dir, out)?;
+    if args.run.upsert && args.to == Provider::Authgear {
+        out.say(
+            "note: with `--upsert`, Authgear ignores `mfa.totp` for users that exist already: \
+             their TOTP secret is not carried (each one is listed after the run)",
+        );
+    }
+    Ok(Some(secrets))
+}
+
+/// Loads an Auth0 MFA export for the join (its index in `work_dir`) and says what it holds.
+pub(crate) fn load_mfa(
+    path: &std::path::Path,
+    work_dir: &std::path::Path,
+    out: &Output,
+) -> anyhow::Result<MfaSecrets> {
+    let (secrets, c) = MfaSecrets::load(path, Some(work_dir)).map_err(|e| anyhow::anyhow!(e))?;
     out.say(format!(
         "mfa: {} users with a TOTP secret in `{}`; not carried: {} recovery-code rows (Authgear imports none), {} rows of other factor types, {} extra TOTP rows (one TOTP per user)",
         c.otp_users,
@@ -179,15 +233,9 @@ pub(crate) fn mfa_secrets(args: &MigrateArgs, out: &Output) -> anyhow::Result<Op
         c.other,
         c.otp_duplicates
     ));
-    if args.run.upsert && args.to == Provider::Authgear {
-        out.say(
-            "note: with `--upsert`, Authgear ignores `mfa.totp` for users that exist already: \
-             their TOTP secret is not carried (each one is listed after the run)",
-        );
-    }
     out.add_to_summary("mfa", json!(c));
     out.event("mfa_secrets", json!({ "file": path, "counts": c }));
-    Ok(Some(secrets))
+    Ok(secrets)
 }
 
 /// Counts of the MFA join, for the summary.
