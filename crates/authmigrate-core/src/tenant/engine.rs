@@ -5,7 +5,11 @@
 //! - `tenant_entry`: one row per source role or group: its key and what happens to
 //!   it (`create`, `reuse`; `sent` while a create request is out, `created` after);
 //! - `tenant_user_role` / `tenant_user_group`: user id → role / group keys;
-//! - `tenant_group_role`: how many members of a group hold a role in it only.
+//! - `tenant_group_role`: how many members of a group hold a role in it only;
+//! - `tenant_grant`: the roles a group gives all its members (Authgear group roles),
+//!   by target keys;
+//! - `tenant_assign` / `tenant_target_user`: memberships recorded from the user
+//!   stream and the target's ids of those users (see [`super::assign`]).
 //!
 //! Resume: a rerun with the same store does not crawl again, lists the target's keys
 //! again, and creates only keys the target does not hold, so a kill during creation
@@ -18,7 +22,7 @@ use std::path::PathBuf;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::keys::KeyRule;
+use super::keys::{KeyRule, Naming, auth0_role_names};
 use super::{NewEntry, Permission, TenantSource, TenantTarget};
 use crate::backend::BackendError;
 use crate::workstore::{StoreError, WorkStore};
@@ -34,7 +38,16 @@ CREATE TABLE tenant_user_group (user_id TEXT NOT NULL, key TEXT NOT NULL, PRIMAR
   WITHOUT ROWID;
 CREATE TABLE tenant_group_role (group_key TEXT NOT NULL, role_key TEXT NOT NULL,
   members INTEGER NOT NULL, PRIMARY KEY (group_key, role_key));
+CREATE TABLE tenant_grant (group_id TEXT NOT NULL, role_key TEXT NOT NULL,
+  PRIMARY KEY (group_id, role_key)) WITHOUT ROWID;
+CREATE TABLE tenant_assign (ukey TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+  status INTEGER NOT NULL DEFAULT 0, reason TEXT, PRIMARY KEY (ukey, kind, key)) WITHOUT ROWID;
+CREATE INDEX tenant_assign_pending ON tenant_assign (kind, key, status);
+CREATE TABLE tenant_target_user (ukey TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;
 ";
+
+/// The version of the `tenant` tables.
+pub(super) const SCHEMA: u32 = 2;
 
 /// How [`run`] runs.
 pub struct TenantOptions {
@@ -50,7 +63,8 @@ pub struct TenantOptions {
     pub store: PathBuf,
     /// Keep what the store holds (a resumed run); else start afresh.
     pub resume: bool,
-    /// Whether the target's roles hold permissions (Authgear's do not).
+    /// Whether the target's roles hold permissions (Authgear's do not; Authgear, as a
+    /// source, has none to give).
     pub target_holds_permissions: bool,
     /// Called after each create request with how many requests succeeded so far
     /// (a test hook for crash tests).
@@ -163,6 +177,12 @@ impl Memberships {
         Self { store }
     }
 
+    /// The store, for the [`super::Recorder`] of a target that is assigned after the
+    /// import.
+    pub fn into_store(self) -> WorkStore {
+        self.store
+    }
+
     /// The role keys and group keys of a source user id, sorted.
     pub fn of(&self, user_id: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let q = |sql: &str| -> Result<Vec<String>, StoreError> {
@@ -200,7 +220,7 @@ pub async fn run(
         }
     }
     let store = WorkStore::open(&opts.store)?;
-    store.ensure_schema("tenant", 1, DDL)?;
+    store.ensure_schema("tenant", SCHEMA, DDL)?;
     let crawled: Option<String> = store
         .conn()
         .query_row("SELECT v FROM tenant_meta WHERE k = 'crawled'", [], |r| {
@@ -209,7 +229,7 @@ pub async fn run(
         .optional()
         .map_err(db(&store))?;
     if crawled.is_none() {
-        crawl(source, opts, &store).await?;
+        crawl(source, target.naming(), opts, &store).await?;
     }
     let plan = plan_and_create(target, opts, &store).await?;
     Ok((plan, Memberships::open(store)))
@@ -217,30 +237,58 @@ pub async fn run(
 
 async fn crawl(
     source: &dyn TenantSource,
+    naming: Naming,
     opts: &TenantOptions,
     store: &WorkStore,
 ) -> Result<(), TenantError> {
-    let rule = KeyRule::new(&opts.role_map).map_err(TenantError::Options)?;
     let conn = store.conn();
     conn.execute_batch(
         "DELETE FROM tenant_entry; DELETE FROM tenant_user_role; DELETE FROM tenant_user_group;
-         DELETE FROM tenant_group_role;",
+         DELETE FROM tenant_group_role; DELETE FROM tenant_grant; DELETE FROM tenant_assign;
+         DELETE FROM tenant_target_user;",
     )
     .map_err(db(store))?;
+    let in_records = source.members_in_records();
     // The directory first: a missing scope stops here, before anything is written.
     let roles = if opts.roles {
         source.roles().await?
     } else {
         Vec::new()
     };
-    let groups = if opts.groups {
+    // Groups are read for their roles too when only roles are carried: a member's
+    // roles through a group are roles they hold (Authgear's effective roles).
+    let groups = if opts.groups || (opts.roles && in_records) {
         source.groups().await?
     } else {
         Vec::new()
     };
-    let role_keys = rule.assign(&roles.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
-    let group_keys =
-        KeyRule::default().assign(&groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>());
+    let role_names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
+    let group_names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let (role_keys, group_keys) = match naming {
+        Naming::AuthgearKeys => (
+            KeyRule::new(&opts.role_map)
+                .map_err(TenantError::Options)?
+                .assign(&role_names),
+            KeyRule::default().assign(&group_names),
+        ),
+        Naming::Auth0 => {
+            let pairs: Vec<(String, String)> = roles
+                .iter()
+                .map(|r| (r.id.clone(), r.name.clone()))
+                .collect();
+            for (key, _) in &opts.role_map {
+                if !roles.iter().any(|r| &r.id == key) {
+                    return Err(TenantError::Options(format!(
+                        "--role-map {key}=…: the source has no role with the key `{key}`"
+                    )));
+                }
+            }
+            (
+                auth0_role_names(&pairs, &opts.role_map),
+                KeyRule::auth0_organizations().assign(&group_names),
+            )
+        }
+    };
     let role_key: HashMap<&str, &str> = roles
         .iter()
         .zip(&role_keys)
@@ -257,13 +305,30 @@ async fn crawl(
             .map_err(db(store))?;
         }
         for (g, k) in groups.iter().zip(&group_keys) {
-            tx.execute(
-                "INSERT INTO tenant_entry VALUES ('group', ?1, ?2, ?3, ?4, '[]', 'plan')",
-                params![g.id, k, g.name, g.description],
-            )
-            .map_err(db(store))?;
+            if opts.groups {
+                tx.execute(
+                    "INSERT INTO tenant_entry VALUES ('group', ?1, ?2, ?3, ?4, '[]', 'plan')",
+                    params![g.id, k, g.name, g.description],
+                )
+                .map_err(db(store))?;
+            }
+            for rid in &g.roles {
+                if let Some(rk) = role_key.get(rid.as_str()) {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO tenant_grant VALUES (?1, ?2)",
+                        params![g.id, rk],
+                    )
+                    .map_err(db(store))?;
+                }
+            }
         }
         tx.commit().map_err(db(store))?;
+    }
+    if in_records {
+        // Memberships arrive with the users ([`super::assign::Recorder`]).
+        conn.execute("INSERT INTO tenant_meta VALUES ('crawled', '1')", [])
+            .map_err(db(store))?;
+        return Ok(());
     }
     for (r, k) in roles.iter().zip(&role_keys) {
         let tx = conn.unchecked_transaction().map_err(db(store))?;
@@ -484,9 +549,11 @@ async fn plan_and_create(
         counts.assignments = count(
             store,
             if kind == "role" {
-                "SELECT COUNT(*) FROM tenant_user_role"
+                "SELECT (SELECT COUNT(*) FROM tenant_user_role)
+                   + (SELECT COUNT(*) FROM tenant_assign WHERE kind = 'role')"
             } else {
-                "SELECT COUNT(*) FROM tenant_user_group"
+                "SELECT (SELECT COUNT(*) FROM tenant_user_group)
+                   + (SELECT COUNT(*) FROM tenant_assign WHERE kind = 'group')"
             },
         )?;
         if kind == "role" {

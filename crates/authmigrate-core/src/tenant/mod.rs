@@ -8,9 +8,14 @@
 //!   [`WorkStore`](crate::workstore::WorkStore) (memberships of any number of users),
 //!   plan (create vs reuse, what cannot be carried and why), create at the target,
 //!   and hand back a [`Memberships`] look-up the user stream annotates records from.
-//! - [`keys`]: the naming rule for Authgear keys.
+//! - [`MemberTarget`] and [`assign`]: a target whose users do not carry their roles
+//!   and groups in their import records (Auth0): the memberships are recorded from the
+//!   user stream ([`Recorder`]), the new users' ids found with one export after the
+//!   import, and the assignments sent in batches, resumably.
+//! - [`keys`]: the naming rules (Authgear keys, Auth0 role and organization names).
 //! - [`mfa`]: the Auth0 MFA export joined to users by id (TOTP secrets).
 
+pub mod assign;
 pub mod engine;
 pub mod keys;
 pub mod mfa;
@@ -20,7 +25,29 @@ use serde::Serialize;
 
 use crate::backend::BackendError;
 
+pub use assign::{AssignOptions, AssignReport, Assigned, MemberTarget, Recorder, assign};
 pub use engine::{Memberships, Plan, TenantOptions, TenantSummary, run};
+pub use keys::Naming;
+
+/// Roles or groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Roles.
+    Role,
+    /// Groups (Auth0: organizations).
+    Group,
+}
+
+impl Kind {
+    /// The store's and the report's name: `role` or `group`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Role => "role",
+            Self::Group => "group",
+        }
+    }
+}
 
 /// A permission a role carries at the source (Auth0: an API's scope).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,9 +61,10 @@ pub struct Permission {
 /// A role as the source holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Role {
-    /// The source's id (`rol_…`).
+    /// The source's id: what its user records and memberships name it by (Auth0:
+    /// `rol_…`; Authgear: the role's key).
     pub id: String,
-    /// Its name.
+    /// Its human name (Auth0: `name`; Authgear: `name`, else the key).
     pub name: String,
     /// Its description.
     pub description: Option<String>,
@@ -47,12 +75,16 @@ pub struct Role {
 /// A group (Auth0: an organization) as the source holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
-    /// The source's id (`org_…`).
+    /// The source's id: what memberships name it by (Auth0: `org_…`; Authgear: the key).
     pub id: String,
-    /// Its name (Auth0: the organization's `name`).
+    /// Its machine name, which the target's key or name is made from (Auth0: the
+    /// organization's `name`; Authgear: the group's key).
     pub name: String,
-    /// A human name or description (Auth0: `display_name`).
+    /// Its human name (Auth0: `display_name`; Authgear: `name`).
     pub description: Option<String>,
+    /// Source ids of the roles every member holds through the group (Authgear's
+    /// group roles; Auth0 organizations have none).
+    pub roles: Vec<String>,
 }
 
 /// One member of a group, with the roles held within that group only (Auth0:
@@ -83,6 +115,13 @@ pub type Sink<'a, T> = &'a mut dyn FnMut(T) -> Result<(), BackendError>;
 /// engine writes each item to its store as it arrives.
 #[async_trait(?Send)]
 pub trait TenantSource {
+    /// Whether the source's user records name their roles and groups themselves
+    /// (Authgear's export: `roles`, `groups`), so that memberships come from the user
+    /// stream and [`TenantSource::role_members`] / [`TenantSource::group_members`] are
+    /// not crawled. Default: no (Auth0).
+    fn members_in_records(&self) -> bool {
+        false
+    }
     /// Every role, with its permissions.
     async fn roles(&self) -> Result<Vec<Role>, BackendError>;
     /// The ids of the users holding `role` tenant-wide, through `sink`.
@@ -112,6 +151,10 @@ pub trait TenantTarget: Send + Sync {
     /// How many entries one create call takes.
     fn batch(&self) -> usize {
         5
+    }
+    /// How the target's keys are made from the source's names.
+    fn naming(&self) -> Naming {
+        Naming::AuthgearKeys
     }
 }
 

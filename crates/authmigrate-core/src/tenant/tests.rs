@@ -112,6 +112,7 @@ fn source() -> FakeSource {
             id: "org_1".into(),
             name: "acme".into(),
             description: Some("Acme Inc".into()),
+            roles: Vec::new(),
         },
         vec![
             GroupMember {
