@@ -261,7 +261,26 @@ pub fn to_bulk_user(record: &UserRecord, opts: &Auth0MapOptions) -> Result<Mappe
                 record.mfa.len() - MAX_MFA_FACTORS
             ));
         }
-        let factors = serde_json::to_value(&record.mfa[..take])
+        // Auth0 takes TOTP secrets as unpadded upper-case base32 (`^[A-Z2-7]+$`,
+        // bulk-user-import-schema); padding, case and spacing are not part of the secret
+        // (RFC 4648 §3.2, §6), so they are removed, which keeps the same key.
+        let factors: Vec<MfaFactor> = record.mfa[..take]
+            .iter()
+            .map(|f| match f {
+                MfaFactor::Totp { secret } => MfaFactor::Totp {
+                    secret: Secret::new(
+                        secret
+                            .expose()
+                            .chars()
+                            .filter(|c| *c != '=' && !c.is_whitespace() && *c != '-')
+                            .map(|c| c.to_ascii_uppercase())
+                            .collect::<String>(),
+                    ),
+                },
+                other => other.clone(),
+            })
+            .collect();
+        let factors = serde_json::to_value(&factors)
             .map_err(|e| invalid("mfa_factors", format!("cannot encode: {e}")))?;
         o.insert("mfa_factors".into(), factors);
     }

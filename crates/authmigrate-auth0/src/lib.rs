@@ -17,6 +17,7 @@ pub mod export;
 pub mod format;
 mod job_errors;
 pub mod tenant;
+pub mod tenant_target;
 pub mod tickets;
 pub mod users;
 mod users_bulk;

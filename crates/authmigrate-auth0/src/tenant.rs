@@ -14,6 +14,8 @@
 //! A 403 stops the run before anything is written, naming the scope and the `--skip`
 //! that avoids it.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use authmigrate_core::backend::BackendError;
 use authmigrate_core::retry::HttpReply;
@@ -31,18 +33,18 @@ const PAGE: usize = 100;
 /// The Auth0 [`TenantSource`].
 #[derive(Debug)]
 pub struct Auth0Tenant {
-    client: Auth0Client,
+    pub(crate) client: Arc<Auth0Client>,
     requests: std::sync::atomic::AtomicU64,
 }
 
 /// Which `--skip` avoids an endpoint, and the scopes it needs.
 #[derive(Clone, Copy)]
-struct Needs {
-    skip: &'static str,
-    scopes: &'static str,
+pub(crate) struct Needs {
+    pub(crate) skip: &'static str,
+    pub(crate) scopes: &'static str,
 }
 
-const ROLES: Needs = Needs {
+pub(crate) const ROLES: Needs = Needs {
     skip: "roles",
     scopes: "read:roles",
 };
@@ -50,7 +52,7 @@ const ROLE_USERS: Needs = Needs {
     skip: "roles",
     scopes: "read:users, read:roles, read:role_members",
 };
-const ORGS: Needs = Needs {
+pub(crate) const ORGS: Needs = Needs {
     skip: "groups",
     scopes: "read:organizations",
 };
@@ -62,10 +64,21 @@ const MEMBERS: Needs = Needs {
 impl Auth0Tenant {
     /// A source for the settings' tenant (no request is sent).
     pub fn new(settings: &Auth0Settings) -> Result<Self, BackendError> {
-        Ok(Self {
-            client: Auth0Client::new(settings)?,
+        Ok(Self::with_client(Arc::new(Auth0Client::new(settings)?)))
+    }
+
+    /// A source over an existing client (sharing its token and pacer).
+    pub fn with_client(client: Arc<Auth0Client>) -> Self {
+        Self {
+            client,
             requests: Default::default(),
-        })
+        }
+    }
+
+    /// Counts one request sent outside [`Auth0Tenant::get_json`].
+    pub(crate) fn count_request(&self) {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How many Management API requests were sent so far.
@@ -73,7 +86,12 @@ impl Auth0Tenant {
         self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn get_json(&self, what: &str, url: Url, needs: Needs) -> Result<Value, BackendError> {
+    pub(crate) async fn get_json(
+        &self,
+        what: &str,
+        url: Url,
+        needs: Needs,
+    ) -> Result<Value, BackendError> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let reply = self.client.get(what, &url).await?;
@@ -83,7 +101,7 @@ impl Auth0Tenant {
             .map_err(|e| BackendError::Transient(format!("{what}: invalid JSON from auth0: {e}")))
     }
 
-    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    pub(crate) fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.client.api_url(segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -92,7 +110,7 @@ impl Auth0Tenant {
     }
 
     /// Offset paging with totals: every item of `key`.
-    async fn offset_all(
+    pub(crate) async fn offset_all(
         &self,
         what: &str,
         segments: &[&str],
@@ -119,14 +137,14 @@ impl Auth0Tenant {
     }
 
     /// Checkpoint paging: every item of `key`, page by page, through `each`.
-    async fn checkpoint_each(
+    pub(crate) async fn checkpoint_each(
         &self,
         what: &str,
         segments: &[&str],
         extra: &[(&str, &str)],
         key: &str,
         needs: Needs,
-        each: &mut dyn FnMut(Value) -> Result<(), BackendError>,
+        mut each: impl FnMut(Value) -> Result<(), BackendError>,
     ) -> Result<(), BackendError> {
         let take = PAGE.to_string();
         let mut from: Option<String> = None;
@@ -150,14 +168,14 @@ impl Auth0Tenant {
     }
 }
 
-fn items(v: &Value, key: &str) -> Vec<Value> {
+pub(crate) fn items(v: &Value, key: &str) -> Vec<Value> {
     match v {
         Value::Array(a) => a.clone(),
         _ => v[key].as_array().cloned().unwrap_or_default(),
     }
 }
 
-fn check(what: &str, reply: &HttpReply, needs: Needs) -> Result<(), BackendError> {
+pub(crate) fn check(what: &str, reply: &HttpReply, needs: Needs) -> Result<(), BackendError> {
     match reply.status {
         s if s.is_success() => Ok(()),
         StatusCode::FORBIDDEN => Err(BackendError::fatal(
@@ -189,7 +207,7 @@ fn check(what: &str, reply: &HttpReply, needs: Needs) -> Result<(), BackendError
     }
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
+pub(crate) fn text(v: &Value, key: &str) -> Option<String> {
     v[key].as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
@@ -233,7 +251,7 @@ impl TenantSource for Auth0Tenant {
             &[],
             "users",
             ROLE_USERS,
-            &mut |u| match text(&u, "user_id") {
+            |u| match text(&u, "user_id") {
                 Some(id) => sink(id),
                 None => Ok(()),
             },
@@ -249,12 +267,13 @@ impl TenantSource for Auth0Tenant {
             &[],
             "organizations",
             ORGS,
-            &mut |o| {
+            |o| {
                 if let (Some(id), Some(name)) = (text(&o, "id"), text(&o, "name")) {
                     out.push(Group {
                         id,
                         name,
                         description: text(&o, "display_name"),
+                        roles: Vec::new(),
                     });
                 }
                 Ok(())
@@ -275,7 +294,7 @@ impl TenantSource for Auth0Tenant {
             &[("fields", "user_id,roles"), ("include_fields", "true")],
             "members",
             MEMBERS,
-            &mut |m| {
+            |m| {
                 let Some(user_id) = text(&m, "user_id") else {
                     return Ok(());
                 };

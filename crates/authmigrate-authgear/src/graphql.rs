@@ -232,6 +232,19 @@ impl Directory {
     }
 }
 
+/// A role or group the project holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key.
+    pub key: String,
+    /// The name.
+    pub name: Option<String>,
+    /// The description.
+    pub description: Option<String>,
+    /// A group's role keys (empty for a role).
+    pub roles: Vec<String>,
+}
+
 /// A role or group to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewKey {
@@ -246,11 +259,27 @@ pub struct NewKey {
 impl Graphql<'_> {
     /// Every key of the project's roles or groups.
     pub async fn keys(&self, dir: Directory) -> Result<Vec<String>, BackendError> {
+        Ok(self
+            .entries(dir)
+            .await?
+            .into_iter()
+            .map(|e| e.key)
+            .collect())
+    }
+
+    /// Every role or group of the project (a group with the keys of its roles:
+    /// `Group.roles` is an array connection, whole without `first`, §1.6), 100 a page.
+    pub async fn entries(&self, dir: Directory) -> Result<Vec<Entry>, BackendError> {
         let (field, ..) = dir.names();
+        let extra = match dir {
+            Directory::Roles => "",
+            Directory::Groups => " roles { edges { node { key } } }",
+        };
         let q = format!(
-            "query($after: String) {{ list: {field}(first: 100, after: $after) {{ edges {{ node {{ key }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+            "query($after: String) {{ list: {field}(first: 100, after: $after) {{ edges {{ node {{ key name description{extra} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
         );
-        let mut keys = Vec::new();
+        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let r = self.request(&q, json!({ "after": after })).await?;
@@ -259,17 +288,29 @@ impl Graphql<'_> {
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            keys.extend(
-                edges
-                    .iter()
-                    .filter_map(|e| e["node"]["key"].as_str().map(str::to_owned)),
-            );
+            for e in &edges {
+                let node = &e["node"];
+                let Some(key) = text(&node["key"]) else {
+                    continue;
+                };
+                out.push(Entry {
+                    key,
+                    name: text(&node["name"]),
+                    description: text(&node["description"]),
+                    roles: node["roles"]["edges"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| text(&r["node"]["key"]))
+                        .collect(),
+                });
+            }
             let info = &r.data["list"]["pageInfo"];
             match info["endCursor"].as_str() {
                 Some(c) if !c.is_empty() && !edges.is_empty() && info["hasNextPage"] == true => {
                     after = Some(c.to_owned());
                 }
-                _ => return Ok(keys),
+                _ => return Ok(out),
             }
         }
     }

@@ -1,10 +1,20 @@
-//! Authgear as a [`TenantTarget`]: roles and groups over the Admin GraphQL API
-//! ([`crate::graphql`]). Users get their roles and groups in their import records
-//! (`roles`, `groups`), so assignment costs no request here.
+//! Authgear's roles and groups over the Admin GraphQL API ([`crate::graphql`]):
+//!
+//! - as a [`TenantTarget`]: users get their roles and groups in their import records
+//!   (`roles`, `groups`), so assignment costs no request here;
+//! - as a [`TenantSource`]: the directory from the `roles` and `groups` queries (a
+//!   group with its roles), memberships from the users' export records (`roles`: the
+//!   direct roles only, `groups`; authgear-api.md, the export), so no member list is
+//!   crawled (`Role.users` is not even stably ordered, authgear-admin-graphql.md §2.4).
+//!   A role is named by its key; its name (else the key) and description carry over;
+//!   a group's key is its machine name and its name its human name (Auth0:
+//!   `display_name`). Authgear roles hold no permissions.
 
 use async_trait::async_trait;
 use authmigrate_core::backend::BackendError;
-use authmigrate_core::tenant::{NewEntry, TenantTarget};
+use authmigrate_core::tenant::{
+    Group, GroupMember, NewEntry, Role, Sink, TenantSource, TenantTarget,
+};
 
 use crate::auth::TokenSource;
 use crate::client::AdminClient;
@@ -67,5 +77,50 @@ impl TenantTarget for AuthgearTenant {
 
     fn batch(&self) -> usize {
         MAX_MUTATIONS
+    }
+}
+
+#[async_trait(?Send)]
+impl TenantSource for AuthgearTenant {
+    fn members_in_records(&self) -> bool {
+        true
+    }
+
+    async fn roles(&self) -> Result<Vec<Role>, BackendError> {
+        Ok(self
+            .graphql()
+            .entries(Directory::Roles)
+            .await?
+            .into_iter()
+            .map(|e| Role {
+                name: e.name.unwrap_or_else(|| e.key.clone()),
+                id: e.key,
+                description: e.description,
+                permissions: Vec::new(),
+            })
+            .collect())
+    }
+
+    async fn role_members(&self, _: &Role, _: Sink<'_, String>) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, BackendError> {
+        Ok(self
+            .graphql()
+            .entries(Directory::Groups)
+            .await?
+            .into_iter()
+            .map(|e| Group {
+                id: e.key.clone(),
+                name: e.key,
+                description: e.name.or(e.description),
+                roles: e.roles,
+            })
+            .collect())
+    }
+
+    async fn group_members(&self, _: &Group, _: Sink<'_, GroupMember>) -> Result<(), BackendError> {
+        Ok(())
     }
 }

@@ -65,6 +65,7 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     }
     // Roles and groups first: users' records name them (docs/tenant.md).
     let memberships = super::tenant::prepare(&args, out).await?;
+    let to_auth0 = super::tenant_auth0::prepare(&args, out).await?;
     let mfa = super::tenant::mfa_secrets(&args, out)?;
     let mfa_joined = Arc::new(super::tenant::MfaJoined::default());
     let export_path = args
@@ -114,6 +115,10 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         args.skip.contains(&crate::cli::Skip::Mfa),
         mfa_joined.clone(),
     );
+    let joined = match &to_auth0 {
+        Some(t) => t.record(joined),
+        None => joined,
+    };
     // Remember, in input order on disk, what the id map and the tickets need.
     let sidecar_path = args.work_dir.join("records.tsv");
     let sidecar = Arc::new(Mutex::new(BufWriter::new(
@@ -210,6 +215,9 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
     let status = import(backend, Box::new(tap), readers, run, out).await;
     sidecar.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     let status = status?;
+    if let Some(t) = to_auth0 {
+        t.finish(out).await?;
+    }
     if args.mfa_secrets.is_some() {
         let n = mfa_joined.joined.load(std::sync::atomic::Ordering::Relaxed);
         out.say(format!("mfa: {n} users carry their TOTP secret"));

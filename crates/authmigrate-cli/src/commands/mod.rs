@@ -11,6 +11,7 @@ mod hashes;
 mod map;
 mod migrate;
 mod tenant;
+mod tenant_auth0;
 
 pub(crate) use map::authgear_options;
 mod generate;

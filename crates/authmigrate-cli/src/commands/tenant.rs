@@ -20,11 +20,12 @@ fn store(args: &MigrateArgs) -> PathBuf {
     args.work_dir.join("tenant.sqlite")
 }
 
-/// Test hook (crash tests only): `AUTHMIGRATE_TEST_ABORT_AT=tenant-create:<n>` aborts
-/// the process after the nth create request succeeded.
-fn abort_hook() -> Option<Box<dyn Fn(usize) + Send + Sync>> {
+/// Test hook (crash tests only): `AUTHMIGRATE_TEST_ABORT_AT=<prefix><n>` (prefix
+/// `tenant-create:` or `tenant-assign:`) aborts the process after the nth create or
+/// assignment request succeeded.
+pub(crate) fn abort_hook(prefix: &str) -> Option<Box<dyn Fn(usize) + Send + Sync>> {
     let v = std::env::var("AUTHMIGRATE_TEST_ABORT_AT").ok()?;
-    let n: usize = v.strip_prefix("tenant-create:")?.parse().ok()?;
+    let n: usize = v.strip_prefix(prefix)?.parse().ok()?;
     Some(Box::new(move |done| {
         if done >= n {
             std::process::abort();
@@ -43,22 +44,12 @@ pub(crate) async fn prepare(
         return Ok(None);
     }
     if args.from != Provider::Auth0 || args.to != Provider::Authgear {
-        out.say(
-            "note: roles and groups are carried from Auth0 to Authgear only so far; \
-             the users' roles and groups are reported per user where the target leaves them out",
-        );
+        // Authgear → Auth0: `tenant_auth0`.
         return Ok(None);
     }
     let path = store(args);
-    // A marker kept while the step runs: a rerun after a kill here resumes the step
-    // (the driver's state file does not exist yet then).
     let pending = args.work_dir.join("tenant.pending");
-    let resume = path.exists()
-        && args
-            .run
-            .state
-            .as_ref()
-            .is_some_and(|s| s.exists() || pending.exists());
+    let resume = resuming(args, &path, &pending);
     if !args.run.dry_run {
         std::fs::write(&pending, b"")
             .with_context(|| format!("cannot write `{}`", pending.display()))?;
@@ -72,7 +63,7 @@ pub(crate) async fn prepare(
         dry_run: args.run.dry_run,
         store: path,
         resume,
-        after_batch: abort_hook(),
+        after_batch: abort_hook("tenant-create:"),
     };
     if resume {
         out.say("resuming the tenant step: reusing the crawled roles and organizations");
@@ -83,6 +74,22 @@ pub(crate) async fn prepare(
     }
     render(args.run.dry_run, &args.work_dir, &plan, out)?;
     Ok(Some(memberships))
+}
+
+/// Whether the tenant step resumes from `store`: a run with `--state` whose state
+/// exists, or whose last run was killed during the step (`pending`, a marker kept while
+/// the step runs: the driver's state file does not exist yet then).
+pub(crate) fn resuming(
+    args: &MigrateArgs,
+    store: &std::path::Path,
+    pending: &std::path::Path,
+) -> bool {
+    store.exists()
+        && args
+            .run
+            .state
+            .as_ref()
+            .is_some_and(|s| s.exists() || pending.exists())
 }
 
 /// One Auth0 → Authgear tenant step (what `migrate` and `demo` both run).

@@ -228,7 +228,9 @@ impl Recorder {
             self.open = true;
         }
         let mut st = conn
-            .prepare_cached("INSERT OR IGNORE INTO tenant_assign (ukey, kind, key) VALUES (?1, ?2, ?3)")
+            .prepare_cached(
+                "INSERT OR IGNORE INTO tenant_assign (ukey, kind, key) VALUES (?1, ?2, ?3)",
+            )
             .map_err(db(&self.store))?;
         for (kind, key) in rows {
             st.execute(params![ukey, kind, key])
@@ -363,11 +365,7 @@ pub async fn assign(
 ) -> Result<AssignReport, TenantError> {
     let mut report = AssignReport {
         dry_run: opts.dry_run,
-        users: scalar(
-            store,
-            "SELECT COUNT(DISTINCT ukey) FROM tenant_assign",
-            [],
-        )?,
+        users: scalar(store, "SELECT COUNT(DISTINCT ukey) FROM tenant_assign", [])?,
         ..AssignReport::default()
     };
     for kind in [Kind::Role, Kind::Group] {

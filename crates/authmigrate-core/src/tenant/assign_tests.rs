@@ -68,10 +68,22 @@ struct Auth0Like {
 #[async_trait]
 impl TenantTarget for Auth0Like {
     async fn role_keys(&self) -> Result<Vec<String>, BackendError> {
-        Ok(self.roles.lock().unwrap().iter().map(|e| e.key.clone()).collect())
+        Ok(self
+            .roles
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.key.clone())
+            .collect())
     }
     async fn group_keys(&self) -> Result<Vec<String>, BackendError> {
-        Ok(self.orgs.lock().unwrap().iter().map(|e| e.key.clone()).collect())
+        Ok(self
+            .orgs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.key.clone())
+            .collect())
     }
     async fn create_roles(&self, roles: &[NewEntry]) -> Result<(), BackendError> {
         self.roles.lock().unwrap().extend_from_slice(roles);
@@ -173,7 +185,12 @@ fn opts(dir: &std::path::Path, resume: bool) -> TenantOptions {
     }
 }
 
-fn user(email: Option<&str>, username: Option<&str>, roles: &[&str], groups: &[&str]) -> UserRecord {
+fn user(
+    email: Option<&str>,
+    username: Option<&str>,
+    roles: &[&str],
+    groups: &[&str],
+) -> UserRecord {
     UserRecord {
         email: email.map(Into::into),
         username: username.map(Into::into),
@@ -185,7 +202,9 @@ fn user(email: Option<&str>, username: Option<&str>, roles: &[&str], groups: &[&
 
 /// Runs the tenant step and records the users; returns the recorder's counts.
 async fn record(dir: &std::path::Path, target: &Auth0Like, resume: bool) -> RecordCounts {
-    let (plan, members) = run(&RecordsSource, target, &opts(dir, resume)).await.unwrap();
+    let (plan, members) = run(&RecordsSource, target, &opts(dir, resume))
+        .await
+        .unwrap();
     assert_eq!(plan.summary.roles.source, 3);
     let mut rec = Recorder::new(members.into_store(), true, true).unwrap();
     let mut users = vec![
@@ -199,7 +218,10 @@ async fn record(dir: &std::path::Path, target: &Auth0Like, resume: bool) -> Reco
     ];
     for u in &mut users {
         rec.record(u);
-        assert!(u.roles.is_empty() && u.groups.is_empty(), "taken out of the record");
+        assert!(
+            u.roles.is_empty() && u.groups.is_empty(),
+            "taken out of the record"
+        );
     }
     let (_, counts) = rec.finish().unwrap();
     counts
@@ -223,14 +245,23 @@ async fn names_follow_auth0_rules_and_group_roles_become_direct_roles() {
     let dir = tempfile::tempdir().unwrap();
     let t = target();
     let counts = record(dir.path(), &t, false).await;
-    let roles: Vec<String> = t.roles.lock().unwrap().iter().map(|e| e.key.clone()).collect();
+    let roles: Vec<String> = t
+        .roles
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.key.clone())
+        .collect();
     assert_eq!(roles, ["Admin", "Admin (billing)", "viewer"]);
     let orgs = t.orgs.lock().unwrap().clone();
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0].key, "team-emea");
     assert_eq!(orgs[0].description.as_deref(), Some("EMEA"));
     assert_eq!(counts.users, 4, "ann, bob, carol, dan");
-    assert_eq!(counts.roles_through_groups, 2, "viewer via team:emea for ann and carol");
+    assert_eq!(
+        counts.roles_through_groups, 2,
+        "viewer via team:emea for ann and carol"
+    );
     assert_eq!(counts.no_identifier, 1);
     assert_eq!(counts.unknown_keys, 1, "ghost");
 
@@ -250,7 +281,10 @@ async fn names_follow_auth0_rules_and_group_roles_become_direct_roles() {
     .collect();
     assert_eq!(held(&t), want);
     assert_eq!(*t.exports.lock().unwrap(), 1, "one export finds every user");
-    assert_eq!(report.looked_up, 2, "carol (lagging) and dan (not imported)");
+    assert_eq!(
+        report.looked_up, 2,
+        "carol (lagging) and dan (not imported)"
+    );
     assert_eq!(report.users, 4);
     assert_eq!(report.users_found, 3);
     assert_eq!(report.roles.assigned, 5);
@@ -275,7 +309,9 @@ async fn a_kill_during_the_assignments_then_a_rerun_assigns_each_once() {
     record(dir.path(), &t, false).await;
     *t.kill_at.lock().unwrap() = Some(3);
     let store = WorkStore::open(&dir.path().join("tenant.sqlite")).unwrap();
-    let err = assign(&t, &store, &assign_opts(dir.path())).await.unwrap_err();
+    let err = assign(&t, &store, &assign_opts(dir.path()))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("killed"), "{err}");
     drop(store);
     // The rerun: the tenant step resumes from the store, the users are recorded again.
@@ -299,7 +335,10 @@ async fn refusals_are_reported_and_a_dry_run_sends_nothing() {
     let mut o = assign_opts(dir.path());
     o.dry_run = true;
     let dry = assign(&t, &store, &o).await.unwrap();
-    assert_eq!(dry.roles.assigned, 6, "would be assigned (dan's too: not looked up)");
+    assert_eq!(
+        dry.roles.assigned, 6,
+        "would be assigned (dan's too: not looked up)"
+    );
     assert_eq!(*t.requests.lock().unwrap(), 0);
     assert_eq!(*t.exports.lock().unwrap(), 0);
     let report = assign(&t, &store, &assign_opts(dir.path())).await.unwrap();

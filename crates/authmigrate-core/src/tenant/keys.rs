@@ -103,7 +103,11 @@ pub fn auth0_role_names(roles: &[(String, String)], overrides: &[(String, String
             continue;
         }
         let name = roles[i].1.trim();
-        let name = if name.is_empty() { roles[i].0.as_str() } else { name };
+        let name = if name.is_empty() {
+            roles[i].0.as_str()
+        } else {
+            name
+        };
         if taken.insert(name.to_lowercase()) {
             out[i] = name.to_owned();
         } else {
@@ -358,10 +362,20 @@ mod tests {
     #[test]
     fn auth0_organization_names_follow_the_docs_rule() {
         let rule = KeyRule::auth0_organizations();
-        let n = names(&["Sales", "sales", "team:emea", "_", &"k".repeat(45), "Ops_Team"]);
+        let n = names(&[
+            "Sales",
+            "sales",
+            "team:emea",
+            "_",
+            &"k".repeat(45),
+            "Ops_Team",
+        ]);
         let got = rule.assign(&n);
         assert_eq!(got[1], "sales", "the exact name keeps its plain name");
-        assert!(got[0].starts_with("sales_") && got[0].len() == 12, "{got:?}");
+        assert!(
+            got[0].starts_with("sales_") && got[0].len() == 12,
+            "{got:?}"
+        );
         assert_eq!(got[2], "team-emea");
         assert_eq!(got[3], "_");
         assert_eq!(got[4], "k".repeat(45), "45 characters fit in 50");

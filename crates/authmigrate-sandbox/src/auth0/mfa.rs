@@ -185,6 +185,16 @@ impl Auth0State {
             .unwrap_or_default()
     }
 
+    /// The TOTP secret the user was enrolled with (tests compare it with what was
+    /// migrated; the API never shows it).
+    pub fn totp_secret_of(&self, user_id: &str) -> Option<String> {
+        self.lock()
+            .users
+            .iter()
+            .find(|u| u.user_id() == user_id)
+            .and_then(|u| totp_secret(u).map(str::to_owned))
+    }
+
     /// Seeds a recovery-code enrolment for a user (it shows up in the MFA export as a
     /// bcrypt hash; the code itself is not kept).
     pub fn seed_recovery_code(&self, user_id: &str, code: &str) -> bool {

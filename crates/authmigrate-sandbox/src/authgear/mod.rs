@@ -350,6 +350,34 @@ impl AuthgearState {
         groups
     }
 
+    /// Adds (or renames) a role with a name and description, as `createRole` would.
+    pub fn seed_role(&self, key: &str, name: Option<&str>, description: Option<&str>) {
+        let now = self.now();
+        let mut inner = self.lock();
+        let roles = &mut inner.directory.roles;
+        let i = match roles.iter().position(|r| r.key == key) {
+            Some(i) => i,
+            None => {
+                roles.push(roles::Entry::new(key, now));
+                roles.len() - 1
+            }
+        };
+        roles[i].name = name.map(str::to_owned);
+        roles[i].description = description.map(str::to_owned);
+    }
+
+    /// Adds a group with a name and its roles (keys of existing roles), as
+    /// `createGroup` and `addRoleToGroups` would.
+    pub fn seed_group(&self, key: &str, name: Option<&str>, role_keys: &[&str]) {
+        let now = self.now();
+        let mut inner = self.lock();
+        let mut g = roles::Entry::new(key, now);
+        g.name = name.map(str::to_owned);
+        g.roles = role_keys.iter().map(|r| (*r).to_owned()).collect();
+        inner.directory.groups.retain(|e| e.key != key);
+        inner.directory.groups.push(g);
+    }
+
     /// `(day, month)` records the import quota has counted in the current periods.
     pub fn usage_current(&self) -> (u64, u64) {
         let now = self.now();
