@@ -201,6 +201,23 @@ impl Auth0TenantTarget {
             })
     }
 
+    /// Remembers the id of what a create request answered with.
+    fn remember_created(
+        &self,
+        what: &str,
+        reply: &HttpReply,
+        kind: Kind,
+        name: &str,
+    ) -> Result<(), BackendError> {
+        let v: Value = reply.json().map_err(|err| {
+            BackendError::Transient(format!("{what}: invalid JSON from auth0: {err}"))
+        })?;
+        if let Some(id) = text(&v, "id") {
+            self.remember(kind, name, &id);
+        }
+        Ok(())
+    }
+
     async fn create_role(&self, e: &NewEntry) -> Result<(), BackendError> {
         let mut body = json!({ "name": e.key });
         if let Some(d) = e.description.as_deref().filter(|d| !d.is_empty()) {
@@ -213,13 +230,7 @@ impl Auth0TenantTarget {
             return Ok(());
         }
         check(what, &reply, CREATE_ROLES)?;
-        let v: Value = reply.json().map_err(|err| {
-            BackendError::Transient(format!("{what}: invalid JSON from auth0: {err}"))
-        })?;
-        if let Some(id) = text(&v, "id") {
-            self.remember(Kind::Role, &e.key, &id);
-        }
-        Ok(())
+        self.remember_created(what, &reply, Kind::Role, &e.key)
     }
 
     async fn create_org(&self, e: &NewEntry) -> Result<(), BackendError> {
@@ -251,13 +262,7 @@ impl Auth0TenantTarget {
             return Ok(());
         }
         check(what, &reply, CREATE_ORGS)?;
-        let v: Value = reply.json().map_err(|err| {
-            BackendError::Transient(format!("{what}: invalid JSON from auth0: {err}"))
-        })?;
-        if let Some(id) = text(&v, "id") {
-            self.remember(Kind::Group, &e.key, &id);
-        }
-        Ok(())
+        self.remember_created(what, &reply, Kind::Group, &e.key)
     }
 }
 

@@ -250,25 +250,30 @@ async fn a_kill_during_the_assignments_then_the_rerun_assigns_each_once() {
     assert_eq!(orgs[1].2, ["a@example.com", "c@example.com"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skip_groups_keeps_roles_through_groups_and_skip_roles_keeps_organizations() {
+/// A seeded sandbox after `migrate --skip SKIP` (no state).
+async fn migrated_skipping(skip: &str) -> Env {
     let env = seeded().await;
     let work = env.path("work");
     let w = work.to_str().unwrap();
-    let o = env
-        .run(&[
-            "migrate",
-            "--from",
-            "authgear",
-            "--to",
-            "auth0",
-            "--work-dir",
-            w,
-            "--skip",
-            "groups",
-        ])
-        .await;
+    let args = [
+        "migrate",
+        "--from",
+        "authgear",
+        "--to",
+        "auth0",
+        "--work-dir",
+        w,
+        "--skip",
+        skip,
+    ];
+    let o = env.run(&args).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_groups_keeps_roles_through_groups_and_skip_roles_keeps_organizations() {
+    let env = migrated_skipping("groups").await;
     assert!(
         env.sandbox.auth0().organizations().is_empty(),
         "--skip groups"
@@ -278,23 +283,7 @@ async fn skip_groups_keeps_roles_through_groups_and_skip_roles_keeps_organizatio
         ["viewer"],
         "a role held through a group is still the user's role"
     );
-    let env = seeded().await;
-    let work = env.path("work");
-    let w = work.to_str().unwrap();
-    let o = env
-        .run(&[
-            "migrate",
-            "--from",
-            "authgear",
-            "--to",
-            "auth0",
-            "--work-dir",
-            w,
-            "--skip",
-            "roles,mfa",
-        ])
-        .await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let env = migrated_skipping("roles,mfa").await;
     assert_eq!(
         env.sandbox.auth0().roles().len(),
         1,

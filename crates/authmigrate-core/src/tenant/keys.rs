@@ -60,14 +60,15 @@ pub fn check_org_name(name: &str) -> Option<String> {
     None
 }
 
-/// The organization name of an Authgear group key by steps 1 and 2.
-fn base_org_name(name: &str) -> String {
+/// Step 1 of both rules: lower-case `name`, each run of characters outside
+/// `[a-z0-9]` and `extra` becomes one `sep`, and `sep` is trimmed from both ends.
+fn squeeze(name: &str, extra: &[char], sep: char) -> String {
     let mut out = String::with_capacity(name.len());
     let mut gap = false;
     for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+        if c.is_ascii_alphanumeric() || extra.contains(&c) {
             if gap && !out.is_empty() {
-                out.push('-');
+                out.push(sep);
             }
             gap = false;
             out.push(c);
@@ -75,7 +76,12 @@ fn base_org_name(name: &str) -> String {
             gap = true;
         }
     }
-    let out = out.trim_matches('-').to_owned();
+    out.trim_matches(sep).to_owned()
+}
+
+/// The organization name of an Authgear group key by steps 1 and 2.
+fn base_org_name(name: &str) -> String {
+    let out = squeeze(name, &['_', '-'], '-');
     if out.is_empty() { "_".into() } else { out }
 }
 
@@ -160,20 +166,7 @@ pub fn check_key(key: &str) -> Option<String> {
 
 /// The key of `name` by steps 1 and 2 of the rule (before length and collisions).
 pub fn base_key(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut gap = false;
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() || c == ':' || c == '_' {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(c);
-        } else {
-            gap = true;
-        }
-    }
-    let out = out.trim_matches('_').to_owned();
+    let out = squeeze(name, &[':', '_'], '_');
     if out.is_empty() {
         return "_".into();
     }
