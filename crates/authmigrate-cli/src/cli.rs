@@ -319,6 +319,14 @@ pub struct ImportArgs {
     /// Auth0 `--mode create`: create password-change tickets and write `email,ticket` lines here (0600)
     #[arg(long, help_heading = "Auth0")]
     pub password_tickets: Option<PathBuf>,
+    /// An Auth0 password-hash export (NDJSON, `_id.$oid` / `passwordHash`) to join to the
+    /// users by id, then by e-mail (as `convert` and `migrate` do)
+    #[arg(long, value_name = "FILE")]
+    pub password_hashes: Option<PathBuf>,
+    /// The Auth0 MFA export (NDJSON `{"user_id","type":"otp","otp_secret"}` rows) to join
+    /// to the users by Auth0 user id; the inputs must be Auth0 user exports
+    #[arg(long, value_name = "FILE")]
+    pub mfa_secrets: Option<PathBuf>,
     /// Mapping options
     #[command(flatten)]
     pub map: MapArgs,
@@ -401,6 +409,10 @@ pub struct ConvertArgs {
     /// users by id, then by e-mail
     #[arg(long)]
     pub password_hashes: Option<PathBuf>,
+    /// The Auth0 MFA export (NDJSON `{"user_id","type":"otp","otp_secret"}` rows) to join
+    /// to the users by Auth0 user id; the input must be an Auth0 user export
+    #[arg(long, value_name = "FILE")]
+    pub mfa_secrets: Option<PathBuf>,
     /// Write a JSON report of every record: converted or failed, with what was left out
     #[arg(long)]
     pub report: Option<PathBuf>,

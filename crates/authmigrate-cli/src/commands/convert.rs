@@ -366,6 +366,14 @@ impl Ctx<'_> {
 pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
     let mapper = Mapper::new(args.to, &args.map)?;
     let layout = layout(args.to, &args.out)?;
+    // Checked and read before the password hashes: a wrong input is refused at once.
+    let mut mfa = match &args.mfa_secrets {
+        Some(path) => {
+            super::mfa_join::check_inputs(std::slice::from_ref(&args.input))?;
+            Some(super::mfa_join::load(path, out)?)
+        }
+        None => None,
+    };
     let index = match &args.password_hashes {
         Some(path) => super::hashes::index(path, out)?,
         None => None,
@@ -381,10 +389,15 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
         crate::input::refuse_password_export(format, &args.input)?;
     }
     // NDJSON is read in chunks and parsed on every core; other layouts stream through
-    // the record reader. The spilling join needs the records in order, as an iterator.
+    // the record reader. The spilling join needs the records in order, as an iterator,
+    // and so does the MFA join (its secrets are looked up by source id in a store that
+    // one thread reads): with `--mfa-secrets`, every record takes the record path, never
+    // the chunked text path nor the transcoder, which write records without a
+    // `UserRecord` to join to.
     let mut readers: Vec<ReaderStatus> = Vec::new();
+    let mut mfa_tap = None;
     let mut feed = match format {
-        Some(format) if format.is_ndjson() && !spill_join => {
+        Some(format) if format.is_ndjson() && !spill_join && mfa.is_none() => {
             Feed::Text(TextChunks::open(&args.input)?)
         }
         _ => {
@@ -400,6 +413,14 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
                         Box::new(inputs)
                     }
                 };
+            let records = match mfa.take() {
+                Some(secrets) => {
+                    let (records, tap) = super::mfa_join::join(records, secrets, false);
+                    mfa_tap = Some(tap);
+                    records
+                }
+                None => records,
+            };
             match &args.password_hashes {
                 Some(path) if spill_join => {
                     Feed::Joined(Box::new(super::hashes::join(records, path, out)?))
@@ -414,7 +435,9 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
         mapper: &mapper,
         index: index.as_ref(),
         transcoder: match (&mapper, format) {
-            (Mapper::Authgear(o), Some(InputFormat::Auth0Export)) => Transcoder::new(o),
+            (Mapper::Authgear(o), Some(InputFormat::Auth0Export)) if mfa_tap.is_none() => {
+                Transcoder::new(o)
+            }
             _ => None,
         },
         detail: args.report.is_some() || out.json(),
@@ -530,7 +553,12 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
         }
         .with_context(write_err)?
         .finish()?;
-        let summary = summary(&tally, args.password_hashes.is_some().then_some(&join));
+        let mfa_joined = mfa_tap.as_ref().map(super::mfa_join::MfaTap::count);
+        let summary = summary(
+            &tally,
+            args.password_hashes.is_some().then_some(&join),
+            mfa_joined,
+        );
         if let Some(r) = report {
             r.finish(&summary)?;
         }
@@ -546,10 +574,19 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
     std::fs::rename(&partial, &args.out)
         .with_context(|| format!("cannot write `{}`", args.out.display()))?;
     let joined = args.password_hashes.is_some().then_some(&join);
-    out.event("summary", summary(&tally, joined));
+    if let Some(tap) = &mfa_tap {
+        tap.events(out);
+    }
+    out.event(
+        "summary",
+        summary(&tally, joined, mfa_tap.as_ref().map(|t| t.count())),
+    );
     say_tally(out, &tally, &args.out);
     if let Some(j) = joined {
         super::hashes::say_stats(out, j);
+    }
+    if let Some(tap) = &mfa_tap {
+        tap.say(out);
     }
     Ok(if tally.failed > 0 {
         Status::SomeFailed
@@ -558,11 +595,17 @@ pub(crate) fn run(args: ConvertArgs, out: &Output) -> anyhow::Result<Status> {
     })
 }
 
-/// The `summary` of a conversion, with the password join's counts when there was one.
-fn summary(tally: &Tally, join: Option<&JoinStats>) -> serde_json::Value {
+/// The `summary` of a conversion, with the password join's counts and the number of
+/// users given their TOTP secret when there were such joins.
+fn summary(tally: &Tally, join: Option<&JoinStats>, mfa_joined: Option<u64>) -> serde_json::Value {
     let mut s = tally.summary();
-    if let (Some(j), Some(o)) = (join, s.as_object_mut()) {
-        o.insert("passwords".into(), super::hashes::stats_json(j));
+    if let Some(o) = s.as_object_mut() {
+        if let Some(j) = join {
+            o.insert("passwords".into(), super::hashes::stats_json(j));
+        }
+        if let Some(n) = mfa_joined {
+            o.insert("mfa_joined".into(), n.into());
+        }
     }
     s
 }

@@ -228,6 +228,8 @@ fn import_args(
         external_id: None,
         mode: Auth0Mode::Bulk,
         password_tickets: None,
+        password_hashes: None,
+        mfa_secrets: None,
         map: MapArgs {
             identifier: args.identifier.clone(),
             custom_attributes: Vec::new(),

@@ -8,16 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use authmigrate_core::backend::{ImportBackend, Outcome};
+use authmigrate_core::backend::{ImportBackend, Outcome, RecordOutcome};
 use authmigrate_core::driver::{DriverOptions, Event, InputRecord, Observer, Summary, run_import};
 use authmigrate_core::io::ReaderStatus;
 use authmigrate_core::report::{ReportObserver, ReportWriter};
 use indicatif::ProgressBar;
 use serde_json::json;
 
+use super::mfa_join::{MfaTap, TotpMarks, UPDATED_WARNING};
 use crate::Status;
 use crate::cli::{ImportArgs, Provider};
-use crate::input::{Inputs, Native, survey};
+use crate::input::{Inputs, Native, Records, survey};
 use crate::output::Output;
 
 pub(crate) fn run(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
@@ -30,11 +31,33 @@ pub(crate) fn run(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
 
 async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
     if args.to == Provider::Auth0 && args.mode == crate::cli::Auth0Mode::Create {
+        for (flag, given) in [
+            ("--password-hashes", args.password_hashes.is_some()),
+            ("--mfa-secrets", args.mfa_secrets.is_some()),
+        ] {
+            if given {
+                anyhow::bail!(
+                    "`{flag}` needs `--mode bulk`: `--mode create` creates each user with a random password and no MFA factor"
+                );
+            }
+        }
         return super::create::run(&args, out).await;
+    }
+    if args.mfa_secrets.is_some() {
+        super::mfa_join::check_inputs(&args.files)?;
     }
     // Read every input once first: a broken file is refused before anything is sent.
     let survey = survey(&args.files)?;
     let backend = crate::backends::import_backend(&args)?;
+    let mfa = match &args.mfa_secrets {
+        Some(path) => Some(super::mfa_join::load(path, out)?),
+        None => None,
+    };
+    // Authgear imports `mfa` on insert only.
+    let totp_ignored_on_update = args.run.upsert && args.to == Provider::Authgear;
+    if mfa.is_some() && totp_ignored_on_update {
+        out.say(super::mfa_join::UPSERT_NOTE);
+    }
     let fingerprint = fingerprint(&args, survey.fingerprint);
     let options = DriverOptions {
         dry_run: args.run.dry_run,
@@ -54,14 +77,30 @@ async fn run_async(args: ImportArgs, out: &Output) -> anyhow::Result<Status> {
         }
     };
     let inputs = Inputs::new(args.files.clone()).native(native);
-    let readers = inputs.error_handles();
+    let mut readers = inputs.error_handles();
+    // Password hashes first, then TOTP secrets, as `migrate` joins them.
+    let records: Records = match &args.password_hashes {
+        Some(path) => {
+            let joined = super::hashes::join_checked(inputs, path, out)?;
+            readers.push(joined.status());
+            Box::new(joined)
+        }
+        None => Box::new(inputs),
+    };
+    let (records, mfa) = match mfa {
+        Some(secrets) => {
+            let (records, tap) = super::mfa_join::join(records, secrets, totp_ignored_on_update);
+            (records, Some(tap))
+        }
+        None => (records, None),
+    };
     let run = Run {
         options,
         report: args.run.report.clone(),
         total: survey.records,
         daily_quota: args.run.daily_quota,
     };
-    import(backend, Box::new(inputs), readers, run, out).await
+    import_with(backend, records, readers, run, out, mfa.as_ref()).await
 }
 
 /// The command that resumes this run: this very command line, when it has a `--state`.
@@ -90,6 +129,20 @@ pub(crate) async fn import(
     run: Run,
     out: &Output,
 ) -> anyhow::Result<Status> {
+    import_with(backend, records, readers, run, out, None).await
+}
+
+/// [`import`], counting a `--mfa-secrets` join: its counts go into the `summary`
+/// event, and with [`MfaTap::marks`] each updated user whose TOTP secret the target
+/// ignored gets a warning (on stderr, in the report and in its `record` event).
+async fn import_with(
+    backend: Arc<dyn ImportBackend>,
+    records: Box<dyn Iterator<Item = InputRecord> + Send>,
+    readers: Vec<ReaderStatus>,
+    run: Run,
+    out: &Output,
+    mfa: Option<&MfaTap>,
+) -> anyhow::Result<Status> {
     let Run {
         options,
         report,
@@ -113,6 +166,7 @@ pub(crate) async fn import(
         waiting_logged: AtomicU64::new(u64::MAX),
         summary: Mutex::new(Summary::default()),
         report,
+        totp_marks: mfa.and_then(|m| m.marks.clone()),
     });
     let result = run_import(backend, records, options, observer.clone()).await;
     observer.bar.finish_and_clear();
@@ -132,6 +186,16 @@ pub(crate) async fn import(
     let days = daily_quota
         .filter(|_| dry_run)
         .map(|q| summary.planned.div_ceil(q));
+    let totp_ignored = observer
+        .totp_marks
+        .as_ref()
+        .map_or(0, |m| m.ignored.load(Ordering::Relaxed));
+    if let Some(tap) = mfa {
+        tap.events(out);
+        if totp_ignored > 0 {
+            out.event("mfa_not_carried", json!({ "updated_users": totp_ignored }));
+        }
+    }
     out.event(
         "summary",
         json!({ "target": target, "dry_run": dry_run, "summary": summary, "days": days }),
@@ -158,6 +222,14 @@ pub(crate) async fn import(
             String::new()
         }
     ));
+    if let Some(tap) = mfa {
+        tap.say(out);
+        if totp_ignored > 0 {
+            out.say(format!(
+                "mfa: of those, {totp_ignored} users were updated: Authgear ignores `mfa.totp` on update, their TOTP secret was not carried"
+            ));
+        }
+    }
     if let (Some(days), Some(q)) = (days, daily_quota) {
         out.say(format!(
             "with a daily quota of {q} records: {days} day(s) ({} records); after each day's stop, resume with the same --state",
@@ -184,6 +256,17 @@ fn fingerprint(args: &ImportArgs, inputs: u64) -> String {
     args.connection.hash(&mut h);
     args.map.identifier.hash(&mut h);
     args.map.custom_attributes.hash(&mut h);
+    // What the joins add changes what is sent (hashed only when given, so that the
+    // journals of runs without them keep their fingerprint).
+    for (flag, path) in [
+        ("password-hashes", &args.password_hashes),
+        ("mfa-secrets", &args.mfa_secrets),
+    ] {
+        if let Some(path) = path {
+            flag.hash(&mut h);
+            std::fs::metadata(path).ok().map(|m| m.len()).hash(&mut h);
+        }
+    }
     format!("{:016x}", h.finish())
 }
 
@@ -198,10 +281,64 @@ struct CliObserver {
     waiting_logged: AtomicU64,
     summary: Mutex<Summary>,
     report: Option<ReportObserver>,
+    /// The records that went out with a TOTP secret the target ignores on update.
+    totp_marks: Option<Arc<TotpMarks>>,
+}
+
+impl CliObserver {
+    /// The outcome of an updated record that went out with a TOTP secret the target
+    /// ignores on update, with a warning saying so (and counted); `None` otherwise.
+    fn totp_ignored(&self, event: &Event<'_>) -> Option<RecordOutcome> {
+        let marks = self.totp_marks.as_ref()?;
+        let Event::Record {
+            index,
+            email,
+            outcome,
+            ..
+        } = *event
+        else {
+            return None;
+        };
+        if outcome.outcome != Outcome::Updated || !marks.contains(index) {
+            return None;
+        }
+        marks.ignored.fetch_add(1, Ordering::Relaxed);
+        let who = email.map(|e| format!(" `{e}`")).unwrap_or_default();
+        self.bar.suspend(|| {
+            self.out.say(format!(
+                "warning: record {index}{who} was updated: Authgear ignores `mfa.totp` on update, its TOTP secret was not carried"
+            ))
+        });
+        let mut amended = outcome.clone();
+        amended.warnings.push(UPDATED_WARNING.to_owned());
+        Some(amended)
+    }
 }
 
 impl Observer for CliObserver {
     fn event(&self, event: &Event<'_>) {
+        let amended = self.totp_ignored(event);
+        let rebuilt;
+        let event = match (&amended, event) {
+            (
+                Some(outcome),
+                &Event::Record {
+                    index,
+                    label,
+                    email,
+                    ..
+                },
+            ) => {
+                rebuilt = Event::Record {
+                    index,
+                    label,
+                    email,
+                    outcome,
+                };
+                &rebuilt
+            }
+            _ => event,
+        };
         if let Some(report) = &self.report {
             report.event(event);
         }

@@ -9,6 +9,7 @@ mod demo_tenant;
 mod export;
 mod hashes;
 mod map;
+mod mfa_join;
 mod migrate;
 mod tenant;
 mod tenant_auth0;
