@@ -2,8 +2,9 @@
 //! in-process sandbox: `migrate` with roles, organizations and TOTP users, `verify`
 //! (roles, groups, MFA kinds and a sampled login check) passes; a role removed at
 //! Authgear and a membership added at Auth0 are exactly the two differences;
-//! `migrate --delta` sends exactly the user changed at the source, with its new
-//! membership; afterwards only the target-side change is left.
+//! `migrate --delta` creates a role new at Auth0 and sends exactly the users changed
+//! at the source, with their new memberships; afterwards only the target-side change
+//! is left.
 
 mod common;
 
@@ -261,34 +262,58 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
         "{out}"
     );
 
-    // The delta sends exactly user_04 (changed at the source), with its new group.
+    // Meanwhile a role is created at Auth0 and given to user_05.
+    let auditor = a.seed_role("Auditor", "", &[]);
+    a.seed_role_users(&auditor, &[&id(5)]);
+
+    // The delta creates the new role and sends exactly the users changed at the
+    // source: user_04 with its new group, user_05 with its new role.
     let jobs = env.sandbox.authgear().jobs_created();
     let drep = env.path("delta.json");
     let delta = args(&migrate, &["--delta", "--report", drep.to_str().unwrap()]);
     let o = env.run(&argv(&delta)).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        text(&o).contains("0 new, 1 changed, 5 unchanged, 0 removed"),
+        text(&o).contains("0 new, 2 changed, 4 unchanged, 0 removed"),
         "{}",
         text(&o)
     );
-    assert!(text(&o).contains("reused 3"), "{}", text(&o));
+    assert!(text(&o).contains("created 1, reused 3"), "{}", text(&o));
     let r = report(&drep);
-    assert_eq!(r["summary"]["total"], 1, "{r}");
-    assert_eq!(r["summary"]["updated"], 1, "{r}");
-    assert_eq!(r["records"][0]["email"], "user_04@example.com", "{r}");
-    let changed: Vec<Value> = std::fs::read_to_string(work.join("delta-report.ndjson"))
+    assert_eq!(r["summary"]["total"], 2, "{r}");
+    assert_eq!(r["summary"]["updated"], 2, "{r}");
+    let mut sent: Vec<&str> = r["records"]
+        .as_array()
         .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|l| l["change"] == "changed")
+        .iter()
+        .map(|x| x["email"].as_str().unwrap())
         .collect();
-    assert_eq!(changed.len(), 1, "{changed:?}");
-    assert_eq!(changed[0]["email"], "user_04@example.com");
-    assert_eq!(changed[0]["fields"], json!(["groups"]));
+    sent.sort_unstable();
+    assert_eq!(sent, ["user_04@example.com", "user_05@example.com"], "{r}");
+    let mut changed: Vec<(String, Value)> =
+        std::fs::read_to_string(work.join("delta-report.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["change"] == "changed")
+            .map(|l| (l["email"].as_str().unwrap().to_owned(), l["fields"].clone()))
+            .collect();
+    changed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        changed,
+        [
+            ("user_04@example.com".into(), json!(["groups"])),
+            ("user_05@example.com".into(), json!(["roles"]))
+        ]
+    );
+    assert!(env.sandbox.authgear().role_keys().contains(&"auditor".to_owned()));
     assert_eq!(
         at_authgear(&env, "user_04@example.com"),
         (vec![], vec!["acme".into()])
+    );
+    assert_eq!(
+        at_authgear(&env, "user_05@example.com"),
+        (vec!["auditor".into()], vec![])
     );
     // The role removed at the target is not restored: user_03 did not change at the
     // source, so the delta did not send it.

@@ -458,3 +458,24 @@ fn removed(
     csv.finish()?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_or_groups_emptied_at_the_source_are_warned_for_authgear_only() {
+        let mut user = UserRecord::default();
+        assert!(not_updated(Provider::Authgear, "roles", &user).is_some());
+        assert!(not_updated(Provider::Authgear, "groups", &user).is_some());
+        assert!(not_updated(Provider::Auth0, "roles", &user).is_none());
+        user.roles = vec!["admin".into()];
+        user.groups = vec!["acme".into()];
+        assert!(
+            not_updated(Provider::Authgear, "roles", &user).is_none(),
+            "a new non-empty list is set exactly"
+        );
+        assert!(not_updated(Provider::Authgear, "groups", &user).is_none());
+        assert!(not_updated(Provider::Authgear, "mfa", &user).is_some());
+    }
+}
