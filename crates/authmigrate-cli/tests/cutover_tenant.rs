@@ -306,7 +306,12 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
             ("user_05@example.com".into(), json!(["roles"]))
         ]
     );
-    assert!(env.sandbox.authgear().role_keys().contains(&"auditor".to_owned()));
+    assert!(
+        env.sandbox
+            .authgear()
+            .role_keys()
+            .contains(&"auditor".to_owned())
+    );
     assert_eq!(
         at_authgear(&env, "user_04@example.com"),
         (vec![], vec!["acme".into()])

@@ -648,7 +648,11 @@ async fn sandbox_export(env: &Env, what: &str, name: &str) -> std::path::PathBuf
         env.sandbox.base_url()
     );
     let path = env.path(name);
-    std::fs::write(&path, reqwest::get(url).await.unwrap().bytes().await.unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        reqwest::get(url).await.unwrap().bytes().await.unwrap(),
+    )
+    .unwrap();
     path
 }
 

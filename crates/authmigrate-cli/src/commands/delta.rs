@@ -24,10 +24,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use authmigrate_core::UserRecord;
 use authmigrate_core::delta::{Change, DeltaStore, FieldDigests, key_of};
 use authmigrate_core::driver::{DriverOptions, InputRecord};
 use authmigrate_core::tenant::Memberships;
-use authmigrate_core::UserRecord;
 use serde_json::json;
 
 use super::export::{export, name};

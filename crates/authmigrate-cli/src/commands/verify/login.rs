@@ -78,7 +78,8 @@ pub(super) async fn check(
     candidates: Vec<Candidate>,
     out: &Output,
 ) -> anyhow::Result<(LoginCounts, Vec<Difference>)> {
-    let base = authmigrate_authgear::config::parse_endpoint(endpoint).map_err(anyhow::Error::msg)?;
+    let base =
+        authmigrate_authgear::config::parse_endpoint(endpoint).map_err(anyhow::Error::msg)?;
     let base = base.as_str().trim_end_matches('/').to_owned();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -119,7 +120,8 @@ pub(super) async fn check(
                 if let Some(secret) = &c.totp {
                     match base32(secret.expose()) {
                         Some(key) => {
-                            body["totp"] = json!(authmigrate_sandbox::auth0::mfa::totp_code(&key, now));
+                            body["totp"] =
+                                json!(authmigrate_sandbox::auth0::mfa::totp_code(&key, now));
                         }
                         None => {
                             return Ok(Some(refused(
