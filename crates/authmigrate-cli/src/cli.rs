@@ -563,6 +563,22 @@ pub struct VerifyArgs {
     /// Mapping options (as given to `migrate`)
     #[command(flatten)]
     pub map: MapArgs,
+    /// Do not compare these, as `migrate --skip` left them behind: `roles`, `groups`,
+    /// `mfa` (repeatable or comma-separated)
+    #[arg(long, value_enum, value_delimiter = ',', help_heading = "Tenant")]
+    pub skip: Vec<Skip>,
+    /// `--role-map NAME=KEY` as given to `migrate` (the Authgear key of an Auth0 role)
+    #[arg(long, value_name = "NAME=KEY", value_parser = parse_role_map, help_heading = "Tenant")]
+    pub role_map: Vec<(String, String)>,
+    /// The Auth0 MFA export given to `migrate`: its TOTP users are expected to hold TOTP
+    /// at the target
+    #[arg(long, value_name = "FILE", help_heading = "Tenant")]
+    pub mfa_secrets: Option<PathBuf>,
+    /// Sandbox only: log N sampled matched users in at the Authgear target with the
+    /// password `generate` gave them (their username) and, for TOTP users, a code;
+    /// each refusal is a difference
+    #[arg(long, value_name = "N")]
+    pub login_check: Option<u64>,
     /// Auth0 credentials
     #[command(flatten, next_help_heading = "Auth0 credentials")]
     pub auth0: Auth0Creds,

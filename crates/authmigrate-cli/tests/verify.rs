@@ -605,3 +605,235 @@ async fn with_both_password_hash_exports_a_password_not_carried_is_a_difference(
         .await;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// `n` generated users (passwords = usernames, cost 10 so Auth0 keeps the hashes)
+/// imported into the Auth0 emulator, user_01 enrolled in TOTP; returns the users file.
+async fn auth0_users(env: &Env, n: u32) -> std::path::PathBuf {
+    let users = env.path("users.ndjson");
+    let o = env
+        .run(&[
+            "generate",
+            "--count",
+            &n.to_string(),
+            "--seed",
+            "7",
+            "--out",
+            users.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let body: String = std::fs::read_to_string(&users)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            if v["email"] == "user_01@example.com" {
+                v["mfa"] = json!([{ "totp": { "secret": "JBSWY3DPEHPK3PXP" } }]);
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    std::fs::write(&users, body).unwrap();
+    let o = env
+        .run(&["import", "--to", "auth0", users.to_str().unwrap()])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    users
+}
+
+/// One of the emulator's support-ticket exports, written to `name` in the test dir.
+async fn sandbox_export(env: &Env, what: &str, name: &str) -> std::path::PathBuf {
+    let url = format!(
+        "{}/_sandbox/auth0/{what}?connection=Username-Password-Authentication",
+        env.sandbox.base_url()
+    );
+    let path = env.path(name);
+    std::fs::write(
+        &path,
+        reqwest::get(url).await.unwrap().bytes().await.unwrap(),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_totp_user_without_totp_at_the_target_is_an_mfa_difference_unless_skipped() {
+    let env = env().await;
+    auth0_users(&env, 2).await;
+    let mfa = sandbox_export(&env, "mfa-secrets", "mfa.ndjson").await;
+    // The TOTP secret is left behind.
+    let o = env
+        .run(&[
+            "migrate", "--from", "auth0", "--to", "authgear", "--skip", "mfa",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        env.sandbox
+            .authgear()
+            .user_by_login_id("user_01@example.com")
+            .unwrap()
+            .totp_count,
+        0
+    );
+    let rep = env.path("verify.json");
+    let verify = |extra: &[&str]| {
+        let mut v = vec![
+            "verify",
+            "--from",
+            "auth0",
+            "--to",
+            "authgear",
+            "--mfa-secrets",
+            mfa.to_str().unwrap(),
+            "--report",
+            rep.to_str().unwrap(),
+        ];
+        v.extend_from_slice(extra);
+        v.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let argv = verify(&[]);
+    let o = env
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&rep);
+    assert_eq!(
+        r["differences"],
+        json!([{"index": 0, "user": "user_01@example.com",
+                "source_id": r["differences"][0]["source_id"],
+                "target_id": r["differences"][0]["target_id"],
+                "kind": "different", "field": "mfa", "expected": ["totp"], "got": null}])
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains(r#"user_01@example.com, mfa: expected ["totp"], got (none)"#),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("JBSWY3DP"), "no secret in the output");
+    // `--skip mfa`, as given to `migrate`: not compared.
+    let argv = verify(&["--skip", "mfa"]);
+    let o = env
+        .run(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(report(&rep)["summary"]["matched"], 2);
+    // The MFA export is Auth0's.
+    let o = env
+        .run(&[
+            "verify",
+            "--from",
+            "authgear",
+            "--to",
+            "auth0",
+            "--mfa-secrets",
+            mfa.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_auth0_scope_stops_verify_naming_the_scope_and_the_skip() {
+    let mut auth0 = authmigrate_sandbox::auth0::Auth0Config::default();
+    auth0.scopes.retain(|s| s != "read:organizations");
+    let env = common::env_with(SandboxConfig {
+        auth0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    auth0_users(&env, 1).await;
+    env.sandbox.auth0().seed_organization("acme", "Acme");
+    let o = env
+        .run(&[
+            "migrate", "--from", "auth0", "--to", "authgear", "--skip", "groups",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = env
+        .run(&["verify", "--from", "auth0", "--to", "authgear"])
+        .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("403"), "{stderr}");
+    assert!(stderr.contains("read:organizations"), "{stderr}");
+    assert!(stderr.contains("--skip groups"), "{stderr}");
+    let o = env
+        .run(&[
+            "verify", "--from", "auth0", "--to", "authgear", "--skip", "groups",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_check_reports_each_refused_login_as_a_difference() {
+    let env = env().await;
+    auth0_users(&env, 3).await;
+    // Without `--password-hashes` no password reaches Authgear: nobody can log in.
+    let o = env
+        .run(&["migrate", "--from", "auth0", "--to", "authgear"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let rep = env.path("verify.json");
+    let o = env
+        .run(&[
+            "--json",
+            "verify",
+            "--from",
+            "auth0",
+            "--to",
+            "authgear",
+            "--login-check",
+            "2",
+            "--report",
+            rep.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = report(&rep);
+    assert_eq!(
+        r["summary"],
+        json!({"source": 3, "target": 3, "matched": 1, "missing": 0, "different": 2,
+               "extra": 0, "login": {"checked": 2, "failed": 2}})
+    );
+    let d = r["differences"].as_array().unwrap();
+    assert_eq!(d.len(), 2, "{d:?}");
+    for d in d {
+        assert_eq!(d["field"], "login", "{d}");
+        assert_eq!(d["expected"], "logs in", "{d}");
+        assert!(
+            d["got"].as_str().unwrap().contains("InvalidCredentials"),
+            "{d}"
+        );
+    }
+    let ev = events(&o);
+    let last = ev.last().unwrap();
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["data"]["login"], json!({"checked": 2, "failed": 2}));
+    assert_eq!(last["data"]["passed"], false);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("login check: 2 sampled users"),
+        "{}",
+        text(&o)
+    );
+    // Only an Authgear target can be checked.
+    let o = env
+        .run(&[
+            "verify",
+            "--from",
+            "authgear",
+            "--to",
+            "auth0",
+            "--login-check",
+            "1",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--to authgear"),
+        "{}",
+        text(&o)
+    );
+}

@@ -8,22 +8,34 @@
 //! holds hashes) and imports only those, as upserts, through the same driver as
 //! every import. What the target accepted becomes the snapshot of the next pass.
 //!
+//! Auth0 → Authgear, the pass runs `migrate`'s tenant step again first (the tenant
+//! crawled into a fresh store, `WORK_DIR/tenant-delta.sqlite`; roles and groups new at
+//! the source created, existing keys reused) and annotates the re-exported users with
+//! their roles, groups and TOTP exactly as the full pass did
+//! ([`super::tenant::annotate`]), so that a user whose roles or organizations changed
+//! is `changed` (fields `roles` / `groups`) and its upsert sets them at Authgear.
+//!
 //! Resumable: once the records file is written the store says so ("prepared"), and
 //! a rerun with the same `--state` imports it under its own journal
 //! (`STATE.delta`) without exporting again.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
+use authmigrate_core::UserRecord;
 use authmigrate_core::delta::{Change, DeltaStore, FieldDigests, key_of};
 use authmigrate_core::driver::{DriverOptions, InputRecord};
+use authmigrate_core::tenant::Memberships;
 use serde_json::json;
 
 use super::export::{export, name};
 use super::import::{POLL, Run, import};
+use super::tenant::{MfaJoined, Step, annotate, carry, mfa_secrets, render};
 use crate::Status;
-use crate::cli::{MigrateArgs, Provider};
+use crate::backends::{auth0_settings, authgear_settings};
+use crate::cli::{MigrateArgs, Provider, Skip};
 use crate::input::{Inputs, survey};
 use crate::output::Output;
 
@@ -180,6 +192,9 @@ async fn classify(
     let export_path = args
         .work_dir
         .join(format!("export-{}-delta.ndjson.gz", name(args.from)));
+    // Roles and groups first, as in the full pass: the users' records name them.
+    let memberships = tenant(args, out).await?;
+    let mfa = mfa_secrets(args, out)?;
     let connection = (args.from == Provider::Auth0).then(|| args.connection.clone());
     export(
         args.from,
@@ -197,6 +212,14 @@ async fn classify(
         Some(path) => Box::new(super::hashes::join_checked(inputs, path, out)?),
         None => Box::new(inputs),
     };
+    // The records as the full pass's snapshot saw them: annotated the same way.
+    let source = annotate(
+        source,
+        memberships,
+        mfa,
+        args.skip.contains(&Skip::Mfa),
+        Arc::new(MfaJoined::default()),
+    );
     let mut w = authmigrate_core::io::create_output(records, true)?;
     let mut rep = authmigrate_core::io::create_output(delta_report, false)?;
     let mut counts = Counts::default();
@@ -227,7 +250,8 @@ async fn classify(
         let warnings: Vec<String> = changed
             .iter()
             .filter_map(|f| {
-                not_updated(args.to, f).map(|why| format!("`{f}` changed at the source: {why}"))
+                not_updated(args.to, f, &user)
+                    .map(|why| format!("`{f}` changed at the source: {why}"))
             })
             .collect();
         for warning in &warnings {
@@ -259,6 +283,38 @@ async fn classify(
     w.finish()?;
     rep.finish()?;
     Ok(counts)
+}
+
+/// The delta pass's tenant step, Auth0 → Authgear: `migrate`'s, crawling the tenant
+/// again into a fresh store (the full pass's is not reused: memberships change), then
+/// creating the roles and groups new at the source and reusing the others. `None`
+/// when roles and groups are both skipped, or in the other direction.
+async fn tenant(args: &MigrateArgs, out: &Output) -> anyhow::Result<Option<Memberships>> {
+    let roles = !args.skip.contains(&Skip::Roles);
+    let groups = !args.skip.contains(&Skip::Groups);
+    if !roles && !groups {
+        return Ok(None);
+    }
+    if args.from != Provider::Auth0 || args.to != Provider::Authgear {
+        out.say(
+            "note: the delta carries changed roles and groups from Auth0 to Authgear only so far",
+        );
+        return Ok(None);
+    }
+    let step = Step {
+        auth0: auth0_settings(&args.auth0)?,
+        authgear: authgear_settings(&args.authgear, &args.map)?,
+        roles,
+        groups,
+        role_map: args.role_map.clone(),
+        dry_run: args.run.dry_run,
+        store: args.work_dir.join("tenant-delta.sqlite"),
+        resume: false,
+        after_batch: None,
+    };
+    let (plan, memberships) = carry(step).await?;
+    render(args.run.dry_run, &args.work_dir, &plan, out)?;
+    Ok(Some(memberships))
 }
 
 /// `--delete-removed`: runs `delete --id-map WORK_DIR/removed.csv` against the target
@@ -321,15 +377,29 @@ async fn delete_removed(
     Ok(status)
 }
 
-/// Why the target keeps its old value of a changed field on upsert, if it does.
+/// Why the target keeps its old value of a changed field of `user` on upsert, if it
+/// does.
 ///
 /// Authgear: `password` and `mfa.totp` are ignored on update (shared docs,
-/// authgear-api.md, "ignored on update"). Auth0: a bulk-import upsert does not update
-/// `password_hash`, `blocked`, `email`, `username` or `phone_*` (auth0-api.md, "Upsert
-/// semantics"; `mfa_factors` are upsertable, per its CORRECTED note). An e-mail change
-/// at an Auth0 target cannot be matched by the upsert at all (it matches on e-mail).
-fn not_updated(to: Provider, field: &str) -> Option<&'static str> {
+/// authgear-api.md, "ignored on update"); `roles` / `groups` are set exactly, but a
+/// record without any leaves them as they are (absent = unchanged,
+/// authgear-admin-graphql.md §5.3), and the mapping sends no empty list. Auth0: a
+/// bulk-import upsert does not update `password_hash`, `blocked`, `email`, `username`
+/// or `phone_*` (auth0-api.md, "Upsert semantics"; `mfa_factors` are upsertable, per
+/// its CORRECTED note). An e-mail change at an Auth0 target cannot be matched by the
+/// upsert at all (it matches on e-mail).
+fn not_updated(to: Provider, field: &str, user: &UserRecord) -> Option<&'static str> {
     match (to, field) {
+        (Provider::Authgear, "roles") if user.roles.is_empty() => Some(
+            "the user holds no role at the source any more, and Authgear's import leaves the roles \
+             of a record without any as they are: remove them at Authgear by hand (Admin API \
+             `removeUserFromRoles`); `verify` lists them",
+        ),
+        (Provider::Authgear, "groups") if user.groups.is_empty() => Some(
+            "the user is in no organization at the source any more, and Authgear's import leaves \
+             the groups of a record without any as they are: remove them at Authgear by hand \
+             (Admin API `removeUserFromGroups`); `verify` lists them",
+        ),
         (Provider::Authgear, "password") => Some(
             "Authgear ignores `password` on update: the user keeps the old password there \
              (send a password reset)",
@@ -387,4 +457,25 @@ fn removed(
     }
     csv.finish()?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_or_groups_emptied_at_the_source_are_warned_for_authgear_only() {
+        let mut user = UserRecord::default();
+        assert!(not_updated(Provider::Authgear, "roles", &user).is_some());
+        assert!(not_updated(Provider::Authgear, "groups", &user).is_some());
+        assert!(not_updated(Provider::Auth0, "roles", &user).is_none());
+        user.roles = vec!["admin".into()];
+        user.groups = vec!["acme".into()];
+        assert!(
+            not_updated(Provider::Authgear, "roles", &user).is_none(),
+            "a new non-empty list is set exactly"
+        );
+        assert!(not_updated(Provider::Authgear, "groups", &user).is_none());
+        assert!(not_updated(Provider::Authgear, "mfa", &user).is_some());
+    }
 }

@@ -8,9 +8,20 @@
 //! import mapping, read back) on every core, paired and compared by the core engine
 //! ([`authmigrate_core::verify`]). Memory is bounded by the blocks in flight and the
 //! store's page cache, whatever the number of users.
+//!
+//! Auth0 → Authgear, the users' roles, groups and TOTP are expected as `migrate`
+//! gives them: its tenant step ([`super::tenant::carry`], as a dry run into a store
+//! in the work dir: nothing is written at the target) crawls the Auth0 roles and
+//! organizations while the exports run, and [`super::tenant::annotate`] sets each
+//! source user's role and group keys from it and its TOTP from `--mfa-secrets`,
+//! before the target's mapping reads the user. `--skip` leaves a part uncompared.
+//! `--login-check N` then logs N sampled matched users in (see [`login`]).
+
+mod login;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use authmigrate_auth0::format::Auth0MapOptions;
@@ -19,15 +30,20 @@ use authmigrate_core::UserRecord;
 use authmigrate_core::backend::RecordFailure;
 use authmigrate_core::driver::InputRecord;
 use authmigrate_core::io::{ReaderStatus, RecordReader};
-use authmigrate_core::verify::{Difference, Expected, Pairing, Summary, TargetRow, Verdict};
+use authmigrate_core::tenant::Plan;
+use authmigrate_core::verify::{
+    Difference, Expected, Field, Pairing, Rule, Sample, Summary, TargetRow, Verdict,
+};
 use authmigrate_core::workstore::WorkStore;
 use rayon::prelude::*;
 use serde_json::json;
 
 use super::export::{export, name};
 use super::map::authgear_options;
+use super::tenant::{MfaJoined, Step, annotate, carry, load_mfa};
 use crate::Status;
-use crate::cli::{Provider, VerifyArgs};
+use crate::backends::{auth0_settings, authgear_settings};
+use crate::cli::{Provider, Skip, VerifyArgs};
 use crate::input::{parallel_ndjson, refuse_password_export, to_user_record};
 use crate::output::Output;
 
@@ -51,10 +67,50 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
             name(args.from)
         );
     }
+    if args.mfa_secrets.is_some() && args.from != Provider::Auth0 {
+        anyhow::bail!(
+            "`--mfa-secrets` is an Auth0 MFA export: it only applies with `--from auth0`"
+        );
+    }
+    if args.login_check.is_some() && args.to != Provider::Authgear {
+        anyhow::bail!(
+            "`--login-check` logs users in at an Authgear target (the sandbox's login route): it only applies with `--to authgear` \
+             (users moved from Authgear to Auth0 arrive without a password)"
+        );
+    }
     let expect = Expecter::new(&args)?;
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("cannot create `{}`", args.work_dir.display()))?;
-    let (source, target) = exports(&args, out)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // The tenant crawl runs while the export jobs do.
+    let step = tenant_step(&args, out)?;
+    let ((source, target), tenant) = runtime.block_on(async {
+        let crawl = async {
+            match step {
+                Some(step) => carry(step).await.map(Some).context(
+                    "cannot read the Auth0 tenant's roles and organizations, which verify compares \
+                     (`--skip roles,groups` leaves them uncompared)",
+                ),
+                None => Ok(None),
+            }
+        };
+        tokio::try_join!(exports(&args, out), crawl)
+    })?;
+    let memberships = tenant.map(|(plan, memberships)| {
+        say_tenant(&plan, out);
+        memberships
+    });
+    let mfa = match &args.mfa_secrets {
+        Some(_) if args.skip.contains(&Skip::Mfa) => {
+            out.say("note: `--skip mfa`: the MFA export is not read");
+            None
+        }
+        Some(path) => Some(load_mfa(path, &args.work_dir, out)?),
+        None => None,
+    };
 
     let store = WorkStore::temporary(Some(&args.work_dir))?;
     let mut pairing = Pairing::new(store)?;
@@ -108,6 +164,19 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         }
         None => sources,
     };
+    // Each user's roles, groups and TOTP as `migrate` set them.
+    let sources = annotate(
+        sources,
+        memberships,
+        mfa,
+        false,
+        Arc::new(MfaJoined::default()),
+    );
+    let mut sample = args
+        .login_check
+        .map(|n| Sample::new(usize::try_from(n).unwrap_or(usize::MAX)));
+    let identifier = args.map.identifier.clone();
+    let passwords_known = args.password_hashes.is_some();
     let mut report = match &args.report {
         Some(path) => Some(ReportWriter::new(path)?),
         None => None,
@@ -130,7 +199,15 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         |expected: Vec<(u64, UserRecord, Result<Expected, RecordFailure>)>| {
             for (index, user, e) in expected {
                 let diffs = match pairing.check(index, &user, e.as_ref())? {
-                    Verdict::Matched => Vec::new(),
+                    Verdict::Matched => {
+                        if let (Some(sample), Ok(e)) = (&mut sample, &e)
+                            && let Some(c) =
+                                login::candidate(index, &user, e, &identifier, passwords_known)
+                        {
+                            sample.offer(c);
+                        }
+                        Vec::new()
+                    }
                     Verdict::Missing(d) => vec![*d],
                     Verdict::Different(d) => d,
                 };
@@ -147,7 +224,24 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
     )?;
     check_status(&status)?;
 
-    let summary = pairing.summary();
+    let mut summary = pairing.summary();
+    if let Some(sample) = sample {
+        let endpoint = args.authgear.endpoint.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "`--login-check` needs the Authgear endpoint: `AUTHGEAR_ENDPOINT` (or `--authgear-endpoint`)"
+            )
+        })?;
+        let (counts, diffs) =
+            runtime.block_on(login::check(&endpoint, sample.into_items(), out))?;
+        for d in diffs {
+            out.say(&d);
+            out.event("difference", &d);
+            if let Some(r) = &mut report {
+                r.add(&d)?;
+            }
+        }
+        summary = summary.with_login(counts);
+    }
     tracing::info!(
         users = summary.source,
         seconds = started.elapsed().as_secs_f64(),
@@ -180,7 +274,7 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
 }
 
 fn summary_json(args: &VerifyArgs, s: &Summary) -> serde_json::Value {
-    json!({
+    let mut v = json!({
         "from": name(args.from),
         "to": name(args.to),
         "source": s.source,
@@ -190,11 +284,83 @@ fn summary_json(args: &VerifyArgs, s: &Summary) -> serde_json::Value {
         "different": s.different,
         "extra": s.extra,
         "passed": s.passed(),
-    })
+    });
+    if let Some(login) = s.login {
+        v["login"] = json!(login);
+    }
+    v
 }
 
-/// The target's expectation of a source user, by the target crate's mapping.
-enum Expecter {
+/// The tenant step `migrate` runs, Auth0 → Authgear, as a dry run into a store of
+/// verify's own; `None` when roles and groups are both skipped, or in another direction
+/// (Auth0 targets: not observable; the reverse direction is not carried yet).
+fn tenant_step(args: &VerifyArgs, out: &Output) -> anyhow::Result<Option<Step>> {
+    let roles = !args.skip.contains(&Skip::Roles);
+    let groups = !args.skip.contains(&Skip::Groups);
+    if !roles && !groups || args.from != Provider::Auth0 || args.to != Provider::Authgear {
+        return Ok(None);
+    }
+    let context = "verify compares the users' roles and groups from the Auth0 tenant's roles and \
+                   organizations (`--skip roles,groups` leaves them uncompared)";
+    let step = Step {
+        auth0: auth0_settings(&args.auth0).context(context)?,
+        authgear: authgear_settings(&args.authgear, &args.map).context(context)?,
+        roles,
+        groups,
+        role_map: args.role_map.clone(),
+        dry_run: true,
+        store: args.work_dir.join("verify-tenant.sqlite"),
+        resume: false,
+        after_batch: None,
+    };
+    out.say("reading the Auth0 roles and organizations (what each user should hold at Authgear)");
+    Ok(Some(step))
+}
+
+/// Says what the crawl found, and which roles and groups the target lacks (a dry
+/// run's `create`: `migrate` would create them).
+fn say_tenant(plan: &Plan, out: &Output) {
+    let s = &plan.summary;
+    let lacking = |list: &[authmigrate_core::tenant::engine::PlannedEntry]| -> Vec<String> {
+        list.iter()
+            .filter(|e| e.action == "create")
+            .map(|e| e.key.clone())
+            .collect()
+    };
+    let (roles, groups) = (lacking(&plan.roles), lacking(&plan.groups));
+    out.say(format!(
+        "roles: {} at the source ({} user role assignments), {} of them at the target; \
+         groups (Auth0 organizations): {} at the source ({} memberships), {} of them at the target",
+        s.roles.source,
+        s.roles.assignments,
+        s.roles.source - roles.len() as u64,
+        s.groups.source,
+        s.groups.assignments,
+        s.groups.source - groups.len() as u64,
+    ));
+    for (kind, keys) in [("role", &roles), ("group", &groups)] {
+        for key in keys {
+            out.say(format!(
+                "warning: the {kind} `{key}` is not at the target (its users are listed as different)"
+            ));
+        }
+    }
+    out.event(
+        "tenant",
+        json!({ "roles": s.roles.source, "groups": s.groups.source,
+                "role_assignments": s.roles.assignments, "memberships": s.groups.assignments,
+                "roles_not_at_target": roles, "groups_not_at_target": groups }),
+    );
+}
+
+/// The target's expectation of a source user, by the target crate's mapping, with
+/// the `--skip`ped fields left uncompared.
+struct Expecter {
+    mapping: Mapping,
+    skipped: Vec<Field>,
+}
+
+enum Mapping {
     /// The options, and whether the target's passwords are observable.
     Auth0(Auth0MapOptions, bool),
     Authgear(AuthgearMapOptions),
@@ -202,27 +368,43 @@ enum Expecter {
 
 impl Expecter {
     fn new(args: &VerifyArgs) -> anyhow::Result<Self> {
-        Ok(match args.to {
-            Provider::Auth0 => Self::Auth0(
+        let mapping = match args.to {
+            Provider::Auth0 => Mapping::Auth0(
                 Auth0MapOptions::default(),
                 args.target_password_hashes.is_some(),
             ),
-            Provider::Authgear => Self::Authgear(authgear_options(&args.map)?),
-        })
+            Provider::Authgear => Mapping::Authgear(authgear_options(&args.map)?),
+        };
+        let skipped = args
+            .skip
+            .iter()
+            .map(|s| match s {
+                Skip::Roles => Field::Roles,
+                Skip::Groups => Field::Groups,
+                Skip::Mfa => Field::Mfa,
+            })
+            .collect();
+        Ok(Self { mapping, skipped })
     }
 
     fn expected(&self, user: &UserRecord) -> Result<Expected, RecordFailure> {
-        match self {
+        let mut e = match &self.mapping {
             // No user export tells whether an Auth0 user has a password: only its
             // password-hash export (`--target-password-hashes`) does.
-            Self::Auth0(o, passwords) => authmigrate_auth0::expect::expected(user, o, *passwords),
-            Self::Authgear(o) => authmigrate_authgear::expect::expected(user, o),
+            Mapping::Auth0(o, passwords) => {
+                authmigrate_auth0::expect::expected(user, o, *passwords)
+            }
+            Mapping::Authgear(o) => authmigrate_authgear::expect::expected(user, o),
+        }?;
+        for f in &self.skipped {
+            e.set(*f, Rule::NotObservable);
         }
+        Ok(e)
     }
 }
 
 /// The source and target files: given, or exported now (both jobs at once).
-fn exports(args: &VerifyArgs, out: &Output) -> anyhow::Result<(PathBuf, PathBuf)> {
+async fn exports(args: &VerifyArgs, out: &Output) -> anyhow::Result<(PathBuf, PathBuf)> {
     let path = |side: &str, p: Provider| {
         args.work_dir
             .join(format!("verify-{side}-{}.ndjson.gz", name(p)))
@@ -238,12 +420,8 @@ fn exports(args: &VerifyArgs, out: &Output) -> anyhow::Result<(PathBuf, PathBuf)
     if args.source_file.is_some() && args.target_file.is_some() {
         return Ok((source, target));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let connection = |p: Provider| (p == Provider::Auth0).then(|| args.connection.clone());
-    runtime.block_on(async {
+    {
         let s = async {
             match &args.source_file {
                 Some(_) => Ok(0),
@@ -279,7 +457,7 @@ fn exports(args: &VerifyArgs, out: &Output) -> anyhow::Result<(PathBuf, PathBuf)
             }
         };
         tokio::try_join!(s, t)
-    })?;
+    }?;
     Ok((source, target))
 }
 

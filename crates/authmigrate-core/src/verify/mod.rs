@@ -12,6 +12,9 @@
 //!   (keyed by id, e-mail and username), each source user looked up there by the
 //!   run's id map, else by e-mail, else by username, in bounded memory.
 //!
+//! - [`Sample`]: a fixed-size, evenly drawn and reproducible sample of the matched
+//!   users (the CLI's sampled login check).
+//!
 //! Secrets never reach a difference: passwords are compared as carried / not carried,
 //! TOTP factors by kind only.
 
@@ -19,9 +22,11 @@
 mod bench;
 mod compare;
 mod pair;
+mod sample;
 
 pub use compare::{Field, FieldDiff, Rule, compare, field_value};
 pub use pair::{PairKeys, Pairing, TargetRow, Verdict};
+pub use sample::Sample;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -88,12 +93,34 @@ pub struct Summary {
     pub different: u64,
     /// Target users no source user paired with (counted, not a failure).
     pub extra: u64,
+    /// The sampled login check, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginCounts>,
+}
+
+/// The counts of a sampled login check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LoginCounts {
+    /// Matched users who tried to log in at the target.
+    pub checked: u64,
+    /// Of them, the ones the target refused.
+    pub failed: u64,
 }
 
 impl Summary {
     /// Whether every source user is at the target as expected.
     pub fn passed(&self) -> bool {
         self.missing == 0 && self.different == 0
+    }
+
+    /// The summary after a login check: a matched user the target refused to log in
+    /// counts as different (its `login` is a [`Difference`]), no longer as matched.
+    pub fn with_login(mut self, login: LoginCounts) -> Self {
+        let failed = login.failed.min(self.matched);
+        self.matched -= failed;
+        self.different += failed;
+        self.login = Some(login);
+        self
     }
 }
 
@@ -134,6 +161,24 @@ pub struct Difference {
     /// Why the user is missing, when known (the mapping refused it, a duplicate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl Difference {
+    /// A matched user the target refused to log in (`verify --login-check`): field
+    /// `login`, expected `"logs in"`, got the target's answer (never the password).
+    pub fn login(index: u64, user: String, source_id: Option<String>, answer: String) -> Self {
+        Self {
+            index,
+            user,
+            source_id,
+            target_id: None,
+            kind: DiffKind::Different,
+            field: Some("login"),
+            expected: Some(Value::String("logs in".into())),
+            got: Some(Value::String(answer)),
+            reason: None,
+        }
+    }
 }
 
 impl std::fmt::Display for Difference {
