@@ -272,9 +272,9 @@ struct ImportRecord<'a> {
     address: Option<AddressOut<'a>>,
     #[serde(skip_serializing_if = "CustomAttributes::is_empty")]
     custom_attributes: CustomAttributes<'a>,
-    #[serde(skip_serializing_if = "NonEmptyKeys::is_empty")]
+    #[serde(skip_serializing_if = "NonEmptyKeys::omitted")]
     roles: NonEmptyKeys<'a>,
-    #[serde(skip_serializing_if = "NonEmptyKeys::is_empty")]
+    #[serde(skip_serializing_if = "NonEmptyKeys::omitted")]
     groups: NonEmptyKeys<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled: Option<bool>,
@@ -372,19 +372,27 @@ impl Serialize for CustomAttributes<'_> {
 }
 
 /// `roles` / `groups`: the non-empty keys of a list.
+///
+/// Authgear's import sets a record's `roles` / `groups` exactly and leaves them as
+/// they are when the key is absent (authgear-api.md, the `roles`, `groups` row, from
+/// `pkg/lib/userimport/service.go`). So an empty list is left out, unless the record's
+/// list is exact (`UserRecord::roles_exact` / `groups_exact`): then `[]` is sent, and an
+/// upsert removes the user's roles or groups.
 struct NonEmptyKeys<'a> {
     list: &'a [String],
     kept: usize,
+    exact: bool,
 }
 
 impl<'a> NonEmptyKeys<'a> {
-    fn new(list: &'a [String]) -> Self {
+    fn new(list: &'a [String], exact: bool) -> Self {
         let kept = list.iter().filter(|s| !s.is_empty()).count();
-        Self { list, kept }
+        Self { list, kept, exact }
     }
 
-    fn is_empty(&self) -> bool {
-        self.kept == 0
+    /// Whether the key is left out of the record.
+    fn omitted(&self) -> bool {
+        self.kept == 0 && !self.exact
     }
 }
 
@@ -633,8 +641,8 @@ fn build<'a>(
         }
     }
 
-    let roles = NonEmptyKeys::new(&record.roles);
-    let groups = NonEmptyKeys::new(&record.groups);
+    let roles = NonEmptyKeys::new(&record.roles, record.roles_exact);
+    let groups = NonEmptyKeys::new(&record.groups, record.groups_exact);
     for (key, keys) in [("roles", &roles), ("groups", &groups)] {
         if keys.kept < keys.list.len() {
             w.push(format!("`{key}`: empty keys left out"));

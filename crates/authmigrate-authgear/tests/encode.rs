@@ -226,6 +226,9 @@ fn record(rng: &mut ChaCha8Rng, valid: &[String]) -> UserRecord {
         custom_attributes: opt_object(rng),
         roles: keys(rng),
         groups: keys(rng),
+        // The previous mapping knows no exact lists (tests/format.rs covers them).
+        roles_exact: false,
+        groups_exact: false,
         password: password(rng, valid),
         mfa: mfa(rng),
         unmapped,

@@ -310,3 +310,22 @@ fn export_sample_lines() {
     let blocked = recs.iter().find(|r| r.blocked == Some(true)).unwrap();
     assert_eq!(blocked.phone_number.as_deref(), Some("+85298765432"));
 }
+
+#[test]
+fn an_exact_empty_membership_list_is_sent_and_an_unknown_one_left_out() {
+    // Authgear's upsert sets `roles` / `groups` exactly and leaves them when absent:
+    // a user who lost their last role needs `"roles": []`.
+    let mut u = user_01();
+    let m = to_import_record(&u, &opts()).unwrap();
+    assert!(m.json.get("roles").is_none() && m.json.get("groups").is_none());
+    u.roles_exact = true;
+    let m = to_import_record(&u, &opts()).unwrap();
+    assert_eq!(m.json["roles"], json!([]));
+    assert!(m.json.get("groups").is_none(), "groups were not read");
+    u.groups_exact = true;
+    u.groups = vec!["acme".into()];
+    let m = to_import_record(&u, &opts()).unwrap();
+    assert_eq!(m.json["groups"], json!(["acme"]));
+    let e = authmigrate_authgear::format::encode_import_record(&u, &opts()).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&e.json).unwrap(), m.json);
+}

@@ -262,26 +262,34 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
         "{out}"
     );
 
-    // Meanwhile a role is created at Auth0 and given to user_05.
+    // Meanwhile a role is created at Auth0 and given to user_05, and user_01 loses
+    // both its tenant roles (it keeps organization acme).
     let auditor = a.seed_role("Auditor", "", &[]);
     a.seed_role_users(&auditor, &[&id(5)]);
+    a.unseed_role_users(&admin, &[&id(1)]);
+    a.unseed_role_users(&viewer, &[&id(1)]);
+    assert_eq!(
+        at_authgear(&env, "user_01@example.com"),
+        (vec!["admin".into(), "viewer".into()], vec!["acme".into()])
+    );
 
     // The delta creates the new role and sends exactly the users changed at the
-    // source: user_04 with its new group, user_05 with its new role.
+    // source: user_01 without roles, user_04 with its new group, user_05 with its new
+    // role.
     let jobs = env.sandbox.authgear().jobs_created();
     let drep = env.path("delta.json");
     let delta = args(&migrate, &["--delta", "--report", drep.to_str().unwrap()]);
     let o = env.run(&argv(&delta)).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        text(&o).contains("0 new, 2 changed, 4 unchanged, 0 removed"),
+        text(&o).contains("0 new, 3 changed, 3 unchanged, 0 removed"),
         "{}",
         text(&o)
     );
     assert!(text(&o).contains("created 1, reused 3"), "{}", text(&o));
     let r = report(&drep);
-    assert_eq!(r["summary"]["total"], 2, "{r}");
-    assert_eq!(r["summary"]["updated"], 2, "{r}");
+    assert_eq!(r["summary"]["total"], 3, "{r}");
+    assert_eq!(r["summary"]["updated"], 3, "{r}");
     let mut sent: Vec<&str> = r["records"]
         .as_array()
         .unwrap()
@@ -289,7 +297,15 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
         .map(|x| x["email"].as_str().unwrap())
         .collect();
     sent.sort_unstable();
-    assert_eq!(sent, ["user_04@example.com", "user_05@example.com"], "{r}");
+    assert_eq!(
+        sent,
+        [
+            "user_01@example.com",
+            "user_04@example.com",
+            "user_05@example.com"
+        ],
+        "{r}"
+    );
     let mut changed: Vec<(String, Value)> =
         std::fs::read_to_string(work.join("delta-report.ndjson"))
             .unwrap()
@@ -302,6 +318,7 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
     assert_eq!(
         changed,
         [
+            ("user_01@example.com".into(), json!(["roles"])),
             ("user_04@example.com".into(), json!(["groups"])),
             ("user_05@example.com".into(), json!(["roles"]))
         ]
@@ -311,6 +328,17 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
             .authgear()
             .role_keys()
             .contains(&"auditor".to_owned())
+    );
+    // The roles user_01 lost are gone at Authgear (the record said `"roles": []`); its
+    // group stays.
+    assert_eq!(
+        at_authgear(&env, "user_01@example.com"),
+        (vec![], vec!["acme".into()])
+    );
+    assert!(
+        !text(&o).contains("holds no role at the source any more"),
+        "{}",
+        text(&o)
     );
     assert_eq!(
         at_authgear(&env, "user_04@example.com"),

@@ -54,7 +54,10 @@ impl FieldDigests {
         let mut map = BTreeMap::new();
         if let serde_json::Value::Object(fields) = value {
             for (name, v) in fields {
-                if name == "source_id" || name == "unmapped" {
+                if matches!(
+                    name.as_str(),
+                    "source_id" | "unmapped" | "roles_exact" | "groups_exact"
+                ) {
                     continue;
                 }
                 map.insert(name, fnv1a(v.to_string().as_bytes()));

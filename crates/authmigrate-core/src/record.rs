@@ -99,6 +99,16 @@ pub struct UserRecord {
     /// Group keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// `roles` is the user's whole list, also when empty (set by a tenant step that
+    /// read the roles from the source). A target that sets roles exactly on update
+    /// (Authgear's upsert) is then sent an empty list too, so that a user who lost
+    /// their last role loses it there. False (the default): an empty list means "none
+    /// given", and the target's roles are left as they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub roles_exact: bool,
+    /// `groups` is the user's whole list, also when empty: as `roles_exact`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub groups_exact: bool,
 
     /// The password, hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -382,20 +382,22 @@ async fn delete_removed(
 ///
 /// Authgear: `password` and `mfa.totp` are ignored on update (shared docs,
 /// authgear-api.md, "ignored on update"); `roles` / `groups` are set exactly, but a
-/// record without any leaves them as they are (absent = unchanged,
-/// authgear-admin-graphql.md §5.3), and the mapping sends no empty list. Auth0: a
+/// record without the key leaves them as they are (absent = unchanged,
+/// authgear-admin-graphql.md §5.3): the tenant step marks the lists it read as whole
+/// (`roles_exact` / `groups_exact`), and the mapping then sends an empty one, so only a
+/// list not read (`--skip`) stays as it is. Auth0: a
 /// bulk-import upsert does not update `password_hash`, `blocked`, `email`, `username`
 /// or `phone_*` (auth0-api.md, "Upsert semantics"; `mfa_factors` are upsertable, per
 /// its CORRECTED note). An e-mail change at an Auth0 target cannot be matched by the
 /// upsert at all (it matches on e-mail).
 fn not_updated(to: Provider, field: &str, user: &UserRecord) -> Option<&'static str> {
     match (to, field) {
-        (Provider::Authgear, "roles") if user.roles.is_empty() => Some(
+        (Provider::Authgear, "roles") if user.roles.is_empty() && !user.roles_exact => Some(
             "the user holds no role at the source any more, and Authgear's import leaves the roles \
              of a record without any as they are: remove them at Authgear by hand (Admin API \
              `removeUserFromRoles`); `verify` lists them",
         ),
-        (Provider::Authgear, "groups") if user.groups.is_empty() => Some(
+        (Provider::Authgear, "groups") if user.groups.is_empty() && !user.groups_exact => Some(
             "the user is in no organization at the source any more, and Authgear's import leaves \
              the groups of a record without any as they are: remove them at Authgear by hand \
              (Admin API `removeUserFromGroups`); `verify` lists them",
@@ -477,5 +479,15 @@ mod tests {
         );
         assert!(not_updated(Provider::Authgear, "groups", &user).is_none());
         assert!(not_updated(Provider::Authgear, "mfa", &user).is_some());
+        let emptied = UserRecord {
+            roles_exact: true,
+            groups_exact: true,
+            ..UserRecord::default()
+        };
+        assert!(
+            not_updated(Provider::Authgear, "roles", &emptied).is_none(),
+            "an exact empty list is sent as `roles: []` and removes them"
+        );
+        assert!(not_updated(Provider::Authgear, "groups", &emptied).is_none());
     }
 }

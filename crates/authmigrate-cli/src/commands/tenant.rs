@@ -277,6 +277,9 @@ pub(crate) fn annotate(
                 Ok((roles, groups)) => {
                     u.roles = roles;
                     u.groups = groups;
+                    // The lists read are whole: an empty one is sent as such, so that
+                    // an upsert removes what the user no longer holds.
+                    (u.roles_exact, u.groups_exact) = m.carried();
                 }
                 Err(e) => tracing::error!("tenant look-up for a user failed: {e}"),
             }

@@ -169,12 +169,25 @@ pub enum TenantError {
 #[derive(Debug)]
 pub struct Memberships {
     store: WorkStore,
+    roles: bool,
+    groups: bool,
 }
 
 impl Memberships {
-    /// Opens the memberships a finished [`run`] left in `store`.
-    pub fn open(store: WorkStore) -> Self {
-        Self { store }
+    /// Opens the memberships a finished [`run`] left in `store`; `roles` / `groups`:
+    /// whether that run read them (else they are empty for every user).
+    pub fn open(store: WorkStore, roles: bool, groups: bool) -> Self {
+        Self {
+            store,
+            roles,
+            groups,
+        }
+    }
+
+    /// Whether the lists [`Self::of`] returns are the users' whole roles and whole
+    /// groups (the run read them), each.
+    pub fn carried(&self) -> (bool, bool) {
+        (self.roles, self.groups)
     }
 
     /// The store, for the [`super::Recorder`] of a target that is assigned after the
@@ -232,7 +245,7 @@ pub async fn run(
         crawl(source, target.naming(), opts, &store).await?;
     }
     let plan = plan_and_create(target, opts, &store).await?;
-    Ok((plan, Memberships::open(store)))
+    Ok((plan, Memberships::open(store, opts.roles, opts.groups)))
 }
 
 async fn crawl(

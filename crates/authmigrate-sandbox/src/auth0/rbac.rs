@@ -100,6 +100,14 @@ impl Rbac {
             .collect()
     }
 
+    pub(crate) fn unassign(&mut self, role_id: &str, user_id: &str) {
+        if let Some(r) = self.roles.get_mut(role_id)
+            && r.user_set.remove(user_id)
+        {
+            r.users.retain(|u| u != user_id);
+        }
+    }
+
     pub(crate) fn assign(&mut self, role_id: &str, user_id: &str) {
         if let Some(r) = self.roles.get_mut(role_id)
             && r.user_set.insert(user_id.to_owned())
@@ -623,6 +631,14 @@ impl Auth0State {
         let mut inner = self.lock();
         for u in user_ids {
             inner.rbac.assign(role_id, u);
+        }
+    }
+
+    /// Takes a role away from users (what an admin's `DELETE /roles/{id}/users` does).
+    pub fn unseed_role_users(&self, role_id: &str, user_ids: &[&str]) {
+        let mut inner = self.lock();
+        for u in user_ids {
+            inner.rbac.unassign(role_id, u);
         }
     }
 
