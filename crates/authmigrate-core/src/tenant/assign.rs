@@ -21,7 +21,6 @@
 //! (Auth0: adding a role's existing user or an organization's existing member
 //! succeeds; the docs list no conflict answer for either).
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Kind;
 use super::engine::TenantError;
+use super::translate::Translation;
 use crate::UserRecord;
 use crate::backend::BackendError;
 use crate::delete::Key;
@@ -67,6 +67,25 @@ pub trait MemberTarget: Send + Sync {
     ) -> Result<Assigned, BackendError>;
     /// How many users one assignment request takes.
     fn batch(&self, kind: Kind) -> usize;
+    /// The role and group keys (names) the user with this target id holds,
+    /// tenant-wide; a part not asked for (`roles` / `groups` false) is empty.
+    async fn held(&self, user_id: &str, roles: bool, groups: bool) -> Result<Held, BackendError>;
+    /// Takes `kind` `keys` away from the user with this target id.
+    async fn unassign(
+        &self,
+        user_id: &str,
+        kind: Kind,
+        keys: &[String],
+    ) -> Result<Assigned, BackendError>;
+}
+
+/// What a user holds at a [`MemberTarget`], by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Role keys.
+    pub roles: Vec<String>,
+    /// Group keys (Auth0: organization names).
+    pub groups: Vec<String>,
 }
 
 /// Counts of what the [`Recorder`] saw.
@@ -89,11 +108,7 @@ pub struct RecordCounts {
 /// Records the user stream's memberships into the tenant store (see the module docs).
 pub struct Recorder {
     store: WorkStore,
-    roles: HashMap<String, String>,
-    groups: HashMap<String, String>,
-    grants: HashMap<String, Vec<String>>,
-    carry_roles: bool,
-    carry_groups: bool,
+    translation: Translation,
     open: bool,
     rows: usize,
     counts: RecordCounts,
@@ -117,39 +132,10 @@ impl Recorder {
     /// A recorder over the store a finished [`super::run`] left (its directory and
     /// keys); `roles` / `groups`: what is carried (not `--skip`).
     pub fn new(store: WorkStore, roles: bool, groups: bool) -> Result<Self, StoreError> {
-        let map = |kind: &str| -> Result<HashMap<String, String>, StoreError> {
-            let conn = store.conn();
-            let mut st = conn
-                .prepare("SELECT source_id, key FROM tenant_entry WHERE kind = ?1")
-                .map_err(db(&store))?;
-            let rows = st
-                .query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db(&store))?;
-            rows.collect::<Result<_, _>>().map_err(db(&store))
-        };
-        let roles_map = map("role")?;
-        let groups_map = map("group")?;
-        let mut grants: HashMap<String, Vec<String>> = HashMap::new();
-        {
-            let conn = store.conn();
-            let mut st = conn
-                .prepare("SELECT group_id, role_key FROM tenant_grant ORDER BY 1, 2")
-                .map_err(db(&store))?;
-            let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                .map_err(db(&store))?;
-            for row in rows {
-                let (g, r) = row.map_err(db(&store))?;
-                grants.entry(g).or_default().push(r);
-            }
-        }
+        let translation = Translation::new(&store, roles, groups)?;
         Ok(Self {
             store,
-            roles: roles_map,
-            groups: groups_map,
-            grants,
-            carry_roles: roles,
-            carry_groups: groups,
+            translation,
             open: false,
             rows: 0,
             counts: RecordCounts::default(),
@@ -171,54 +157,57 @@ impl Recorder {
 
     /// Takes `user`'s roles and groups out of the record and records them.
     pub fn record(&mut self, user: &mut UserRecord) {
+        self.record_with(user, false);
+    }
+
+    /// Like [`Self::record`]; `exact`: the recorded lists are the user's whole roles
+    /// and groups at the target, so that [`super::sync`] removes what else the target
+    /// holds (a delta's changed user), even when both lists are empty.
+    pub fn record_with(&mut self, user: &mut UserRecord, exact: bool) {
         let own_roles = std::mem::take(&mut user.roles);
         let own_groups = std::mem::take(&mut user.groups);
-        let mut roles: Vec<&str> = Vec::new();
-        let mut groups: Vec<&str> = Vec::new();
-        let mut through = 0u64;
-        if self.carry_roles {
-            for r in &own_roles {
-                match self.roles.get(r) {
-                    Some(k) => roles.push(k),
-                    None => self.counts.unknown_keys += 1,
-                }
-            }
-        }
-        for g in &own_groups {
-            if self.carry_groups {
-                match self.groups.get(g) {
-                    Some(k) => groups.push(k),
-                    None => self.counts.unknown_keys += 1,
-                }
-            }
-            if self.carry_roles {
-                for k in self.grants.get(g).into_iter().flatten() {
-                    if !roles.contains(&k.as_str()) {
-                        roles.push(k);
-                        through += 1;
-                    }
-                }
-            }
-        }
-        if roles.is_empty() && groups.is_empty() {
+        let t = self.translation.of(&own_roles, &own_groups);
+        self.counts.unknown_keys += t.unknown;
+        if t.roles.is_empty() && t.groups.is_empty() && !exact {
             return;
         }
         let Some(ukey) = Self::user_key(user) else {
-            self.counts.no_identifier += 1;
+            if !(t.roles.is_empty() && t.groups.is_empty()) {
+                self.counts.no_identifier += 1;
+            }
             return;
         };
-        self.counts.users += 1;
-        self.counts.roles += roles.len() as u64;
-        self.counts.roles_through_groups += through;
-        self.counts.groups += groups.len() as u64;
-        let rows: Vec<(&'static str, String)> = roles
-            .iter()
-            .map(|k| ("role", (*k).to_owned()))
-            .chain(groups.iter().map(|k| ("group", (*k).to_owned())))
+        if !(t.roles.is_empty() && t.groups.is_empty()) {
+            self.counts.users += 1;
+        }
+        self.counts.roles += t.roles.len() as u64;
+        self.counts.roles_through_groups += t.through_groups;
+        self.counts.groups += t.groups.len() as u64;
+        let rows: Vec<(&'static str, String)> = t
+            .roles
+            .into_iter()
+            .map(|k| ("role", k))
+            .chain(t.groups.into_iter().map(|k| ("group", k)))
             .collect();
-        if let Err(e) = self.write(&ukey, &rows) {
+        let written = self.write(&ukey, &rows).and_then(|()| {
+            if exact {
+                self.mark_exact(&ukey)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
             self.error.get_or_insert(e.to_string());
         }
+    }
+
+    fn mark_exact(&mut self, ukey: &str) -> Result<(), StoreError> {
+        self.store
+            .conn()
+            .prepare_cached("INSERT OR IGNORE INTO tenant_exact (ukey) VALUES (?1)")
+            .and_then(|mut st| st.execute(params![ukey]))
+            .map(drop)
+            .map_err(db(&self.store))
     }
 
     fn write(&mut self, ukey: &str, rows: &[(&'static str, String)]) -> Result<(), StoreError> {
@@ -236,7 +225,7 @@ impl Recorder {
             st.execute(params![ukey, kind, key])
                 .map_err(db(&self.store))?;
         }
-        self.rows += rows.len();
+        self.rows += rows.len().max(1);
         if self.rows >= COMMIT_EVERY {
             conn.execute_batch("COMMIT").map_err(db(&self.store))?;
             self.open = false;
@@ -250,18 +239,26 @@ impl Recorder {
         self.counts
     }
 
-    /// Commits what was recorded; the first store error of the stream, if any.
-    pub fn finish(mut self) -> Result<(WorkStore, RecordCounts), StoreError> {
+    /// Commits what was recorded so far (the recorder goes on); the first store
+    /// error of the stream, if any.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
         if self.open {
             self.store
                 .conn()
                 .execute_batch("COMMIT")
                 .map_err(db(&self.store))?;
             self.open = false;
+            self.rows = 0;
         }
-        if let Some(e) = self.error.take() {
-            return Err(StoreError::new(self.store.path(), e));
+        match self.error.take() {
+            Some(e) => Err(StoreError::new(self.store.path(), e)),
+            None => Ok(()),
         }
+    }
+
+    /// Commits what was recorded; the first store error of the stream, if any.
+    pub fn finish(mut self) -> Result<(WorkStore, RecordCounts), StoreError> {
+        self.commit()?;
         Ok((self.store, self.counts))
     }
 }
@@ -387,7 +384,8 @@ pub async fn assign(
         }
         return Ok(report);
     }
-    if report.users == 0 {
+    let exact = scalar(store, "SELECT COUNT(*) FROM tenant_exact", [])?;
+    if report.users == 0 && exact == 0 {
         return Ok(report);
     }
     resolve(target, store, opts, &mut report).await?;
@@ -551,8 +549,9 @@ async fn resolve(
         let conn = store.conn();
         let mut st = conn
             .prepare(
-                "SELECT DISTINCT ukey FROM tenant_assign WHERE status = 0
-                 AND ukey NOT IN (SELECT ukey FROM tenant_target_user) ORDER BY ukey",
+                "SELECT ukey FROM tenant_assign WHERE status = 0
+                 UNION SELECT ukey FROM tenant_exact WHERE status = 0
+                 EXCEPT SELECT ukey FROM tenant_target_user ORDER BY ukey",
             )
             .map_err(tenant_err(store))?;
         st.query_map([], |r| r.get(0))
@@ -615,7 +614,8 @@ async fn spool_export(
         let mut st = tx
             .prepare(
                 "INSERT OR REPLACE INTO tenant_target_user SELECT ?1, ?2
-                 WHERE EXISTS (SELECT 1 FROM tenant_assign WHERE ukey = ?1)",
+                 WHERE EXISTS (SELECT 1 FROM tenant_assign WHERE ukey = ?1)
+                    OR EXISTS (SELECT 1 FROM tenant_exact WHERE ukey = ?1)",
             )
             .map_err(tenant_err(store))?;
         for (n, line) in reader.lines().enumerate() {

@@ -158,6 +158,31 @@ impl MemberTarget for Auth0Like {
             Kind::Group => 10,
         }
     }
+    async fn held(&self, user_id: &str, roles: bool, groups: bool) -> Result<Held, BackendError> {
+        *self.requests.lock().unwrap() += 1;
+        let mut h = Held::default();
+        for (kind, key, u) in self.held.lock().unwrap().iter() {
+            match kind {
+                Kind::Role if roles && u == user_id => h.roles.push(key.clone()),
+                Kind::Group if groups && u == user_id => h.groups.push(key.clone()),
+                _ => {}
+            }
+        }
+        Ok(h)
+    }
+    async fn unassign(
+        &self,
+        user_id: &str,
+        kind: Kind,
+        keys: &[String],
+    ) -> Result<Assigned, BackendError> {
+        *self.requests.lock().unwrap() += 1;
+        self.held
+            .lock()
+            .unwrap()
+            .retain(|(k, key, u)| !(*k == kind && u == user_id && keys.contains(key)));
+        Ok(Assigned::Done)
+    }
 }
 
 fn target() -> Auth0Like {
@@ -347,4 +372,92 @@ async fn refusals_are_reported_and_a_dry_run_sends_nothing() {
     assert_eq!(report.refused[0].key, "viewer");
     assert_eq!(report.refused[0].users, 3);
     assert!(report.refused[0].reason.contains("No more roles"));
+}
+
+#[tokio::test]
+async fn a_delta_makes_the_changed_users_memberships_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target();
+    // What the full pass left at the target, plus a role given there by hand.
+    for (kind, key, u) in [
+        (Kind::Role, "Admin", "auth0|1"),
+        (Kind::Role, "viewer", "auth0|1"),
+        (Kind::Group, "team-emea", "auth0|1"),
+        (Kind::Role, "Admin (billing)", "auth0|2"),
+        (Kind::Role, "viewer", "auth0|9"),
+    ] {
+        t.held
+            .lock()
+            .unwrap()
+            .push((kind, key.to_owned(), u.to_owned()));
+    }
+    let (_, members) = run(&RecordsSource, &t, &opts(dir.path(), false))
+        .await
+        .unwrap();
+    let mut rec = Recorder::new(members.into_store(), true, true).unwrap();
+    // ann left team:emea and lost admin but got billing; bob lost everything;
+    // dan is new (not at the target).
+    let mut changed = [
+        (user(Some("ann@x.io"), None, &["billing"], &[]), true),
+        (user(Some("bob@x.io"), None, &[], &[]), true),
+        (user(Some("dan@x.io"), None, &["admin"], &[]), false),
+    ];
+    for (u, exact) in &mut changed {
+        rec.record_with(u, *exact);
+    }
+    let (store, counts) = rec.finish().unwrap();
+    assert_eq!(counts.users, 2, "ann and dan hold something");
+    let report = assign(&t, &store, &assign_opts(dir.path())).await.unwrap();
+    assert_eq!(report.roles.assigned, 1, "ann's billing");
+    let sync_opts = SyncOptions {
+        dry_run: false,
+        roles: true,
+        groups: true,
+    };
+    let s = sync(&t, &store, &sync_opts).await.unwrap();
+    assert_eq!((s.users, s.checked, s.not_found), (2, 2, 0));
+    assert_eq!((s.roles_removed, s.groups_removed), (3, 1));
+    let want: BTreeSet<(Kind, String, String)> = [
+        (Kind::Role, "Admin (billing)", "auth0|1"),
+        (Kind::Role, "viewer", "auth0|9"),
+    ]
+    .into_iter()
+    .map(|(k, key, u)| (k, key.to_owned(), u.to_owned()))
+    .collect();
+    assert_eq!(
+        held(&t),
+        want,
+        "ann holds billing only, bob nothing, the unchanged user keeps his"
+    );
+    // Done users are not read again.
+    let before = *t.requests.lock().unwrap();
+    let again = sync(&t, &store, &sync_opts).await.unwrap();
+    assert_eq!((again.users, again.roles_removed), (0, 0));
+    assert_eq!(*t.requests.lock().unwrap(), before);
+}
+
+#[test]
+fn the_translation_gives_own_roles_then_group_roles_and_counts_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (_, members) = rt
+        .block_on(run(&RecordsSource, &t, &opts(dir.path(), false)))
+        .unwrap();
+    let store = members.into_store();
+    let tr = Translation::new(&store, true, true).unwrap();
+    let got = tr.of(&["billing".into(), "ghost".into()], &["team:emea".into()]);
+    assert_eq!(got.roles, ["Admin (billing)", "viewer"]);
+    assert_eq!(got.groups, ["team-emea"]);
+    assert_eq!((got.through_groups, got.unknown), (1, 1));
+    let roles_only = Translation::new(&store, true, false).unwrap();
+    let got = roles_only.of(&[], &["team:emea".into()]);
+    assert_eq!(
+        got.roles,
+        ["viewer"],
+        "group roles are roles even when groups are skipped"
+    );
+    assert!(got.groups.is_empty());
 }

@@ -9,7 +9,9 @@
 //! - `tenant_grant`: the roles a group gives all its members (Authgear group roles),
 //!   by target keys;
 //! - `tenant_assign` / `tenant_target_user`: memberships recorded from the user
-//!   stream and the target's ids of those users (see [`super::assign`]).
+//!   stream and the target's ids of those users (see [`super::assign`]);
+//! - `tenant_exact`: users whose recorded memberships are their whole ones at the
+//!   target (a delta's changed users), with a status once [`super::sync`] made them so.
 //!
 //! Resume: a rerun with the same store does not crawl again, lists the target's keys
 //! again, and creates only keys the target does not hold, so a kill during creation
@@ -44,10 +46,11 @@ CREATE TABLE tenant_assign (ukey TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT
   status INTEGER NOT NULL DEFAULT 0, reason TEXT, PRIMARY KEY (ukey, kind, key)) WITHOUT ROWID;
 CREATE INDEX tenant_assign_pending ON tenant_assign (kind, key, status);
 CREATE TABLE tenant_target_user (ukey TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE tenant_exact (ukey TEXT PRIMARY KEY, status INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 ";
 
 /// The version of the `tenant` tables.
-pub(super) const SCHEMA: u32 = 2;
+pub(super) const SCHEMA: u32 = 3;
 
 /// How [`run`] runs.
 pub struct TenantOptions {
@@ -258,7 +261,7 @@ async fn crawl(
     conn.execute_batch(
         "DELETE FROM tenant_entry; DELETE FROM tenant_user_role; DELETE FROM tenant_user_group;
          DELETE FROM tenant_group_role; DELETE FROM tenant_grant; DELETE FROM tenant_assign;
-         DELETE FROM tenant_target_user;",
+         DELETE FROM tenant_target_user; DELETE FROM tenant_exact;",
     )
     .map_err(db(store))?;
     let in_records = source.members_in_records();

@@ -12,22 +12,32 @@
 //!   and groups in their import records (Auth0): the memberships are recorded from the
 //!   user stream ([`Recorder`]), the new users' ids found with one export after the
 //!   import, and the assignments sent in batches, resumably.
+//! - [`translate`]: what a records-borne user (Authgear) holds at the target, one
+//!   definition for the recorder and `verify`; [`sync`]: a delta's changed users'
+//!   memberships made exact (what the target holds beyond them is taken away);
+//!   [`held`]: what every user holds at such a target, read for `verify`.
 //! - [`keys`]: the naming rules (Authgear keys, Auth0 role and organization names).
 //! - [`mfa`]: the Auth0 MFA export joined to users by id (TOTP secrets).
 
 pub mod assign;
 pub mod engine;
+pub mod held;
 pub mod keys;
 pub mod mfa;
+pub mod sync;
+pub mod translate;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::backend::BackendError;
 
-pub use assign::{AssignOptions, AssignReport, Assigned, MemberTarget, Recorder, assign};
+pub use assign::{AssignOptions, AssignReport, Assigned, Held, MemberTarget, Recorder, assign};
 pub use engine::{Memberships, Plan, TenantOptions, TenantSummary, run};
+pub use held::{HeldMemberships, read_held};
 pub use keys::Naming;
+pub use sync::{SyncOptions, SyncReport, sync};
+pub use translate::{Translated, Translation};
 
 /// Roles or groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

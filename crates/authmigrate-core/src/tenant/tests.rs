@@ -229,3 +229,29 @@ async fn a_dry_run_writes_nothing_and_skips_are_honoured() {
     assert_eq!(plan.summary.groups, Default::default());
     assert!(members.of("auth0|u50").unwrap().1.is_empty());
 }
+
+#[tokio::test]
+async fn the_target_read_back_answers_what_each_user_holds_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source();
+    let store = crate::workstore::WorkStore::open(&dir.path().join("held.sqlite")).unwrap();
+    let held = read_held(&src, store, true, true).await.unwrap();
+    let c = held.counts();
+    assert_eq!((c.roles, c.role_assignments), (12, (1..=12).sum::<u64>()));
+    assert_eq!(c.groups, src.groups.len() as u64);
+    // u0 holds every role; u11 only Role 11.
+    let (roles, _) = held.of("auth0|u0").unwrap();
+    assert_eq!(roles.len(), 12);
+    let (roles, _) = held.of("auth0|u11").unwrap();
+    assert_eq!(roles, ["Role 11"]);
+    assert_eq!(held.of("auth0|nobody").unwrap(), (Vec::new(), Vec::new()));
+    // Groups by name, for each member.
+    let (group, members) = &src.groups[0];
+    let (_, groups) = held.of(&members[0].user_id).unwrap();
+    assert!(groups.contains(&group.name), "{groups:?}");
+    // Skipped parts are not read.
+    let store = crate::workstore::WorkStore::open(&dir.path().join("held2.sqlite")).unwrap();
+    let held = read_held(&src, store, false, true).await.unwrap();
+    assert_eq!(held.counts().roles, 0);
+    assert!(held.of("auth0|u0").unwrap().0.is_empty());
+}

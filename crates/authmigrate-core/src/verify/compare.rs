@@ -207,6 +207,21 @@ fn lower(v: &Value) -> Option<String> {
     v.as_str().map(str::to_lowercase)
 }
 
+/// A string lower-cased, or a list of strings lower-cased as a sorted set (Auth0
+/// matches role and organization names ignoring case).
+fn lower_any(v: &Value) -> Option<Value> {
+    match v {
+        Value::String(s) => Some(Value::String(s.to_lowercase())),
+        Value::Array(items) => {
+            let mut l: Vec<String> = items.iter().filter_map(lower).collect();
+            l.sort();
+            l.dedup();
+            Some(json!(l))
+        }
+        _ => None,
+    }
+}
+
 /// Compares every [`Field`] of `expected` with the target's user `got`.
 pub fn compare(expected: &Expected, got: &UserRecord) -> Vec<FieldDiff> {
     let mut out = Vec::new();
@@ -219,7 +234,7 @@ pub fn compare(expected: &Expected, got: &UserRecord) -> Vec<FieldDiff> {
         let have = field_value(got, field);
         let same = match (rule, &want, &have) {
             (_, Some(w), Some(h)) if matches!(rule, Rule::CaseInsensitive) => {
-                lower(w).is_some() && lower(w) == lower(h)
+                lower_any(w).is_some() && lower_any(w) == lower_any(h)
             }
             (Rule::Generated(_), None, None) => true,
             (Rule::Generated(None), None, Some(_)) => true,
@@ -339,6 +354,15 @@ mod tests {
         let e = Expected::exact(user());
         assert_eq!(fields(&compare(&e, &got)), ["email"]);
         assert!(compare(&e.with(Field::Email, Rule::CaseInsensitive), &got).is_empty());
+        // Lists compare as sets of lower-cased names.
+        let mut want = user();
+        want.roles = vec!["Admin".into(), "viewer".into()];
+        let mut have = user();
+        have.roles = vec!["VIEWER".into(), "admin".into()];
+        let e = Expected::exact(want).with(Field::Roles, Rule::CaseInsensitive);
+        assert!(compare(&e, &have).is_empty());
+        have.roles.pop();
+        assert_eq!(fields(&compare(&e, &have)), ["roles"]);
     }
 
     #[test]
