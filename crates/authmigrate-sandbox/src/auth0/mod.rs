@@ -53,11 +53,13 @@ pub const DEFAULT_SCOPES: &[&str] = &[
     "update:roles",
     "read:role_members",
     "create:role_members",
+    "delete:role_members",
     "read:resource_servers",
     "read:organizations",
     "create:organizations",
     "read:organization_members",
     "create:organization_members",
+    "delete:organization_members",
     "read:organization_member_roles",
     "create:organization_member_roles",
 ];

@@ -3,8 +3,10 @@
 //! Organizations and members page by offset (`page` ≤ 1000, at most 1000 records) or
 //! by checkpoint; a members checkpoint page that is not empty always carries `next`
 //! and the end is an empty page, as recorded. At most 10 members per
-//! `POST …/members`, at most 50 roles per member. Member roles are kept apart from the
-//! membership: real tenants accepted a role assignment before the membership.
+//! `POST …/members` (and, by the same rule, per `DELETE …/members`), at most 50 roles
+//! per member. Member roles are kept apart from the membership: real tenants accepted a
+//! role assignment before the membership; removing a member drops their member roles.
+//! `GET /users/{id}/organizations` lists a user's organizations in creation order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,6 +58,17 @@ impl Org {
     pub(crate) fn forget_user(&mut self, user_id: &str) {
         self.members.retain(|u| u != user_id);
         self.member_roles.remove(user_id);
+    }
+
+    /// Removes these members and their member roles; ids that are not members are left
+    /// alone (any roles assigned to them before a membership stay).
+    fn remove_members<S: AsRef<str>>(&mut self, user_ids: &[S]) {
+        for u in user_ids {
+            let u = u.as_ref();
+            if self.members.iter().any(|m| m == u) {
+                self.forget_user(u);
+            }
+        }
     }
 }
 
@@ -110,8 +123,9 @@ pub(super) fn routes() -> axum::Router<Arc<Auth0State>> {
         .route("/api/v2/organizations/{id}", get(org_by_id))
         .route(
             "/api/v2/organizations/{id}/members",
-            get(list_members).post(add_members),
+            get(list_members).post(add_members).delete(remove_members),
         )
+        .route("/api/v2/users/{id}/organizations", get(user_orgs))
         .route(
             "/api/v2/organizations/{id}/members/{user_id}/roles",
             get(member_roles).post(assign_member_roles),
@@ -329,6 +343,71 @@ async fn add_members(
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// `DELETE /api/v2/organizations/{id}/members` (`delete_members`): 204.
+///
+/// auth0-rbac-orgs-mfa.md §2: "`DELETE /organizations/{id}/members` (scope
+/// `delete:organization_members`) takes body `{"members":[…]}` and returns **204**."
+/// The body rules and the 10-member limit are the POST's, answered as the POST answers
+/// them.
+async fn remove_members(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["delete:organization_members"]) {
+        return r;
+    }
+    let members = match list_body(&body, "members") {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    if members.len() > 10 {
+        // The POST's documented "maximum of 10 members per organization per request",
+        // applied to the DELETE as well (our reading; the docs state it for adding).
+        return bad_request("You can send a maximum of 10 members per organization per request.");
+    }
+    let mut inner = state.lock();
+    let Some(i) = inner.org_index(&id) else {
+        return org_not_found();
+    };
+    // Our choice: ids that are not members (or not users at all) are a no-op. The docs
+    // list no answer for them, and the end state is the one asked for.
+    inner.rbac.orgs[i].remove_members(&members);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `GET /api/v2/users/{id}/organizations` (`get_user_organizations`, scope
+/// `read:organizations`; not in the shared docs): offset paging (`page`, `per_page`
+/// 1..=100 default 50, `include_totals` → `{start, limit, total, organizations}`). The
+/// organizations come in creation order, the order of `GET /organizations`.
+async fn user_orgs(
+    State(state): State<Arc<Auth0State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = state.authorize(&headers, &["read:organizations"]) {
+        return r;
+    }
+    let req = match paging::request(&query_pairs(q.as_deref()), PLAIN) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let inner = state.lock();
+    if !inner.user_exists(&id) {
+        return api_error(StatusCode::NOT_FOUND, "User not found.", "inexistent_user");
+    }
+    let all: Vec<Value> = inner
+        .rbac
+        .orgs
+        .iter()
+        .filter(|o| o.members.contains(&id))
+        .map(Org::to_json)
+        .collect();
+    paging::respond(all, "organizations", req, PLAIN)
+}
+
 async fn member_roles(
     State(state): State<Arc<Auth0State>>,
     headers: HeaderMap,
@@ -436,6 +515,15 @@ impl Auth0State {
         }
     }
 
+    /// Removes members from an organization, with their org-scoped roles (what an
+    /// admin's `DELETE /organizations/{id}/members` does, any number at once).
+    pub fn unseed_org_members(&self, org_id: &str, user_ids: &[&str]) {
+        let mut inner = self.lock();
+        if let Some(i) = inner.org_index(org_id) {
+            inner.rbac.orgs[i].remove_members(user_ids);
+        }
+    }
+
     /// Gives a member org-scoped roles.
     pub fn seed_org_member_roles(&self, org_id: &str, user_id: &str, role_ids: &[&str]) {
         let mut inner = self.lock();
@@ -464,6 +552,20 @@ impl Auth0State {
             .org_index(org_id)
             .map(|i| inner.rbac.orgs[i].members.clone())
             .unwrap_or_default()
+    }
+
+    /// The names of the organizations a user is a member of, sorted.
+    pub fn user_org_names(&self, user_id: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .lock()
+            .rbac
+            .orgs
+            .iter()
+            .filter(|o| o.members.iter().any(|m| m == user_id))
+            .map(|o| o.name.clone())
+            .collect();
+        names.sort();
+        names
     }
 
     /// The names of a member's org-scoped roles.
