@@ -15,6 +15,10 @@
 //!   own listings. 404 "One or more of the users do not exist." refuses the batch.
 //! - `POST /organizations/{id}/members` `{"members": [...]}`: 204, at most 10 members a
 //!   request ("You can send a maximum of 10 members per organization per request").
+//! - A delta's changed users are made exact ([`authmigrate_core::tenant::sync`]):
+//!   what they hold is read with `GET /users/{id}/roles` and
+//!   `GET /users/{id}/organizations`, and what the source no longer gives them is
+//!   taken away with `DELETE /users/{id}/roles` and `DELETE /organizations/{id}/members`.
 //! - New users' ids: Auth0's import job returns counts, not ids (§4), so they are found
 //!   with one users-export job of the connection (`user_id`, `email`, `username`), and
 //!   users it does not list yet with `users-by-email` / a username search one by one.
@@ -30,8 +34,10 @@ use async_trait::async_trait;
 use authmigrate_core::backend::BackendError;
 use authmigrate_core::delete::{Key, UserDirectory};
 use authmigrate_core::retry::HttpReply;
-use authmigrate_core::tenant::{Assigned, Kind, MemberTarget, Naming, NewEntry, TenantTarget};
-use reqwest::StatusCode;
+use authmigrate_core::tenant::{
+    Assigned, Held, Kind, MemberTarget, Naming, NewEntry, TenantTarget,
+};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::client::{Auth0Client, api_message};
@@ -62,6 +68,22 @@ const CREATE_ORGS: Needs = Needs {
 const ADD_MEMBERS: Needs = Needs {
     skip: "groups",
     scopes: "create:organization_members",
+};
+const USER_ROLES: Needs = Needs {
+    skip: "roles",
+    scopes: "read:users, read:roles, read:role_members",
+};
+const USER_ORGS: Needs = Needs {
+    skip: "groups",
+    scopes: "read:organizations",
+};
+const REMOVE_ROLES: Needs = Needs {
+    skip: "roles",
+    scopes: "update:users, delete:role_members",
+};
+const REMOVE_MEMBERS: Needs = Needs {
+    skip: "groups",
+    scopes: "delete:organization_members",
 };
 
 /// The Auth0 [`TenantTarget`] and [`MemberTarget`].
@@ -172,12 +194,55 @@ impl Auth0TenantTarget {
         segments: &[&str],
         body: Value,
     ) -> Result<HttpReply, BackendError> {
+        self.send(what, Method::POST, segments, body).await
+    }
+
+    async fn send(
+        &self,
+        what: &str,
+        method: Method,
+        segments: &[&str],
+        body: Value,
+    ) -> Result<HttpReply, BackendError> {
         self.api.count_request();
         let url = self.api.url(segments, &[]);
         self.api
             .client
-            .send(what, |http| http.post(url.clone()).json(&body))
+            .send(what, |http| {
+                http.request(method.clone(), url.clone()).json(&body)
+            })
             .await
+    }
+
+    /// The names of the roles (tenant-wide) or organizations a user holds, by
+    /// `GET /users/{id}/roles` (auth0-rbac-orgs-mfa.md: "all roles assigned to a user
+    /// in the context of your whole tenant"; offset paging) or
+    /// `GET /users/{id}/organizations` (not in the shared docs: the Management API's
+    /// `get_user_organizations`, scope `read:organizations`, offset paging with
+    /// `include_totals`, as go-auth0's `UserManager.Organizations` calls it). The ids
+    /// are remembered for [`MemberTarget::unassign`].
+    async fn user_holds(&self, user_id: &str, kind: Kind) -> Result<Vec<String>, BackendError> {
+        let (what, segment, key, needs) = match kind {
+            Kind::Role => ("list an auth0 user's roles", "roles", "roles", USER_ROLES),
+            Kind::Group => (
+                "list an auth0 user's organizations",
+                "organizations",
+                "organizations",
+                USER_ORGS,
+            ),
+        };
+        let mut names = Vec::new();
+        for item in self
+            .api
+            .offset_all(what, &["users", user_id, segment], key, needs)
+            .await?
+        {
+            if let (Some(id), Some(name)) = (text(&item, "id"), text(&item, "name")) {
+                self.remember(kind, &name, &id);
+                names.push(name);
+            }
+        }
+        Ok(names)
     }
 
     async fn role_by_name(&self, name: &str) -> Result<String, BackendError> {
@@ -360,16 +425,64 @@ impl MemberTarget for Auth0TenantTarget {
                 )
             }
         };
-        match reply.status {
-            s if s.is_success() => Ok(Assigned::Done),
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::CONFLICT => {
-                Ok(Assigned::Refused(format!(
-                    "auth0 answered HTTP {}: {}",
-                    reply.status.as_u16(),
-                    api_message(&reply)
-                )))
+        answer(what, &reply, needs)
+    }
+
+    async fn held(&self, user_id: &str, roles: bool, groups: bool) -> Result<Held, BackendError> {
+        let mut held = Held::default();
+        if roles {
+            held.roles = self.user_holds(user_id, Kind::Role).await?;
+        }
+        if groups {
+            held.groups = self.user_holds(user_id, Kind::Group).await?;
+        }
+        Ok(held)
+    }
+
+    /// `DELETE /users/{id}/roles` `{"roles": [ids]}` (204; scopes `update:users`,
+    /// `delete:role_members`), or `DELETE /organizations/{id}/members`
+    /// `{"members": [user id]}` (204; scope `delete:organization_members`), one request
+    /// per organization (auth0-rbac-orgs-mfa.md §1, §2).
+    async fn unassign(
+        &self,
+        user_id: &str,
+        kind: Kind,
+        keys: &[String],
+    ) -> Result<Assigned, BackendError> {
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            ids.push(self.id_of(kind, key).await?);
+        }
+        match kind {
+            Kind::Role => {
+                let what = "remove roles from an auth0 user";
+                let reply = self
+                    .send(
+                        what,
+                        Method::DELETE,
+                        &["users", user_id, "roles"],
+                        json!({ "roles": ids }),
+                    )
+                    .await?;
+                answer(what, &reply, REMOVE_ROLES)
             }
-            _ => check(what, &reply, needs).map(|()| Assigned::Done),
+            Kind::Group => {
+                let what = "remove a member from an auth0 organization";
+                for id in &ids {
+                    let reply = self
+                        .send(
+                            what,
+                            Method::DELETE,
+                            &["organizations", id, "members"],
+                            json!({ "members": [user_id] }),
+                        )
+                        .await?;
+                    if let Assigned::Refused(why) = answer(what, &reply, REMOVE_MEMBERS)? {
+                        return Ok(Assigned::Refused(why));
+                    }
+                }
+                Ok(Assigned::Done)
+            }
         }
     }
 
@@ -378,5 +491,21 @@ impl MemberTarget for Auth0TenantTarget {
             Kind::Role => ROLE_BATCH,
             Kind::Group => MEMBER_BATCH,
         }
+    }
+}
+
+/// A membership request's answer: success, a refusal of this request (400, 404, 409:
+/// reported, the run goes on), or an error that stops the run (403, 401, 5xx).
+fn answer(what: &str, reply: &HttpReply, needs: Needs) -> Result<Assigned, BackendError> {
+    match reply.status {
+        s if s.is_success() => Ok(Assigned::Done),
+        StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::CONFLICT => {
+            Ok(Assigned::Refused(format!(
+                "auth0 answered HTTP {}: {}",
+                reply.status.as_u16(),
+                api_message(reply)
+            )))
+        }
+        _ => check(what, reply, needs).map(|()| Assigned::Done),
     }
 }

@@ -33,6 +33,8 @@ pub struct SyncOptions {
 /// What [`sync`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
+    /// Nothing was read or sent.
+    pub dry_run: bool,
     /// Users whose memberships are to be exact (pending before this run).
     pub users: u64,
     /// Of those, read at the target by this run.
@@ -72,6 +74,7 @@ pub async fn sync(
             .map_err(tenant_err(store))?
     };
     let mut report = SyncReport {
+        dry_run: opts.dry_run,
         users: pending.len() as u64,
         ..SyncReport::default()
     };
