@@ -15,6 +15,13 @@
 //! ([`super::tenant::annotate`]), so that a user whose roles or organizations changed
 //! is `changed` (fields `roles` / `groups`) and its upsert sets them at Authgear.
 //!
+//! Authgear → Auth0, the records carry their roles and groups themselves: the pass
+//! runs the tenant step towards Auth0 again ([`super::tenant_auth0::prepare_delta`]:
+//! roles and organizations new at Authgear created), records the memberships of the
+//! users it sends (a changed user's as exact when its `roles` or `groups` changed),
+//! and after the import assigns them and takes away at Auth0 what a changed user no
+//! longer holds ([`authmigrate_core::tenant::sync`]).
+//!
 //! Resumable: once the records file is written the store says so ("prepared"), and
 //! a rerun with the same `--state` imports it under its own journal
 //! (`STATE.delta`) without exporting again.
@@ -91,8 +98,24 @@ pub(super) async fn run(mut args: MigrateArgs, out: &Output) -> anyhow::Result<S
             "resuming the delta pass: reusing `{}`",
             records_path.display()
         ));
-    } else {
-        counts = classify(&args, &mut store, &records_path, &delta_report, out).await?;
+    }
+    // Authgear → Auth0: roles and organizations new at Authgear are created first; the
+    // sent users' memberships are recorded while classifying, assigned (and, for the
+    // changed ones, made exact) after the import.
+    let to_auth0 = super::tenant_auth0::prepare_delta(&args, prepared, out).await?;
+    if !prepared {
+        counts = classify(
+            &args,
+            &mut store,
+            &records_path,
+            &delta_report,
+            to_auth0.as_ref(),
+            out,
+        )
+        .await?;
+        if let Some(t) = &to_auth0 {
+            t.commit()?;
+        }
         counts.removed = removed(&mut store, &delta_report, &removed_csv, out)?;
         if !args.run.dry_run {
             store.set_prepared()?;
@@ -124,6 +147,9 @@ pub(super) async fn run(mut args: MigrateArgs, out: &Output) -> anyhow::Result<S
         }
     }
     if args.run.dry_run {
+        if let Some(t) = to_auth0 {
+            t.finish(out).await?;
+        }
         return Ok(Status::Ok);
     }
     let journal = PathBuf::from(format!("{}.delta", state.display()));
@@ -167,6 +193,9 @@ pub(super) async fn run(mut args: MigrateArgs, out: &Output) -> anyhow::Result<S
         })?;
         status
     };
+    if let Some(t) = to_auth0 {
+        t.finish(out).await?;
+    }
     let status = match (args.delete_removed, status) {
         (true, Status::Ok) => delete_removed(&args, &mut store, &removed_csv, &state, out).await?,
         (_, status) => status,
@@ -187,6 +216,7 @@ async fn classify(
     store: &mut DeltaStore,
     records: &Path,
     delta_report: &Path,
+    to_auth0: Option<&super::tenant_auth0::ToAuth0>,
     out: &Output,
 ) -> anyhow::Result<Counts> {
     let export_path = args
@@ -225,7 +255,7 @@ async fn classify(
     let mut counts = Counts::default();
     let mut sent = 0u64;
     for rec in source {
-        let user = match rec.record {
+        let mut user = match rec.record {
             Ok(u) => u,
             Err(f) => {
                 counts.invalid += 1;
@@ -273,6 +303,12 @@ async fn classify(
                 } else {
                     counts.changed += 1;
                 }
+                if let Some(t) = to_auth0 {
+                    // After the digests: the recorder takes the roles and groups out
+                    // of the record (Auth0's import cannot hold them).
+                    let exact = changed.iter().any(|f| f == "roles" || f == "groups");
+                    t.record_one(&mut user, exact);
+                }
                 serde_json::to_writer(&mut w, &user)?;
                 writeln!(w)?;
                 store.stage(sent, &key, user.email.as_deref(), &fields)?;
@@ -296,9 +332,7 @@ async fn tenant(args: &MigrateArgs, out: &Output) -> anyhow::Result<Option<Membe
         return Ok(None);
     }
     if args.from != Provider::Auth0 || args.to != Provider::Authgear {
-        out.say(
-            "note: the delta carries changed roles and groups from Auth0 to Authgear only so far",
-        );
+        // Authgear → Auth0: the records name them (super::tenant_auth0).
         return Ok(None);
     }
     let step = Step {

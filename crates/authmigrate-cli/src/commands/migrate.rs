@@ -115,10 +115,6 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         args.skip.contains(&crate::cli::Skip::Mfa),
         mfa_joined.clone(),
     );
-    let joined = match &to_auth0 {
-        Some(t) => t.record(joined),
-        None => joined,
-    };
     // Remember, in input order on disk, what the id map and the tickets need.
     let sidecar_path = args.work_dir.join("records.tsv");
     let sidecar = Arc::new(Mutex::new(BufWriter::new(
@@ -212,7 +208,14 @@ async fn run_async(args: MigrateArgs, out: &Output) -> anyhow::Result<Status> {
         total: survey.records,
         daily_quota: args.run.daily_quota,
     };
-    let status = import(backend, Box::new(tap), readers, run, out).await;
+    // The snapshot digests the records as exported (a `--delta` compares them so);
+    // Authgear → Auth0 the recorder then takes their roles and groups out.
+    let tapped: Box<dyn Iterator<Item = InputRecord> + Send> = Box::new(tap);
+    let records = match &to_auth0 {
+        Some(t) => t.record(tapped),
+        None => tapped,
+    };
+    let status = import(backend, records, readers, run, out).await;
     sidecar.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
     let status = status?;
     if let Some(t) = to_auth0 {

@@ -3,6 +3,11 @@
 //! move (the core engine, Auth0's naming rules), each user's roles (own and through
 //! groups) and groups are recorded from the user stream, and once the import finished
 //! they are assigned at Auth0 in batches ([`authmigrate_core::tenant::assign`]).
+//!
+//! `migrate --delta` runs the same step into a store of its own
+//! (`tenant-delta.sqlite`): it records the new and changed users only, the changed
+//! ones as exact, and after the assignments [`authmigrate_core::tenant::sync`] takes
+//! away at Auth0 the roles and organizations those users no longer hold at Authgear.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -10,11 +15,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use authmigrate_auth0::tenant_target::Auth0TenantTarget;
 use authmigrate_authgear::tenant::AuthgearTenant;
+use authmigrate_core::UserRecord;
 use authmigrate_core::driver::InputRecord;
 use authmigrate_core::tenant::assign::RecordCounts;
 use authmigrate_core::tenant::engine::TenantError;
 use authmigrate_core::tenant::{
-    AssignOptions, AssignReport, Plan, Recorder, TenantOptions, assign, run,
+    AssignOptions, AssignReport, Plan, Recorder, SyncOptions, SyncReport, TenantOptions, assign,
+    run, sync,
 };
 use serde_json::json;
 
@@ -26,14 +33,39 @@ use crate::output::Output;
 /// Users the export did not list that are looked up one by one, at most.
 const LOOKUPS_MAX: usize = 1000;
 
+/// The files of one tenant step in the work dir.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Files {
+    store: &'static str,
+    pending: &'static str,
+    plan: &'static str,
+}
+
+/// The full pass's.
+const FULL: Files = Files {
+    store: "tenant.sqlite",
+    pending: "tenant.pending",
+    plan: "tenant.json",
+};
+
+/// A delta pass's.
+const DELTA: Files = Files {
+    store: "tenant-delta.sqlite",
+    pending: "tenant-delta.pending",
+    plan: "tenant-delta.json",
+};
+
 /// The tenant step towards Auth0, between its two halves.
 pub(crate) struct ToAuth0 {
     target: Auth0TenantTarget,
     recorder: Arc<Mutex<Option<Recorder>>>,
     plan: Plan,
     dry_run: bool,
+    roles: bool,
+    groups: bool,
     work_dir: PathBuf,
     pending: PathBuf,
+    plan_file: PathBuf,
 }
 
 impl std::fmt::Debug for ToAuth0 {
@@ -45,7 +77,7 @@ impl std::fmt::Debug for ToAuth0 {
     }
 }
 
-fn tenant_error(e: TenantError) -> anyhow::Error {
+pub(crate) fn tenant_error(e: TenantError) -> anyhow::Error {
     match e {
         TenantError::Backend(b) => backend_error(b),
         other => anyhow::anyhow!(other),
@@ -55,14 +87,38 @@ fn tenant_error(e: TenantError) -> anyhow::Error {
 /// Crawls Authgear's roles and groups and creates them at Auth0; `None` unless
 /// migrating from Authgear to Auth0 with roles or groups carried.
 pub(crate) async fn prepare(args: &MigrateArgs, out: &Output) -> anyhow::Result<Option<ToAuth0>> {
+    let resume = resuming(
+        args,
+        &args.work_dir.join(FULL.store),
+        &args.work_dir.join(FULL.pending),
+    );
+    prepare_in(args, FULL, resume, out).await
+}
+
+/// The delta pass's step: a fresh store, unless the pass resumes a prepared one
+/// (`resume`: its records file was written, so the memberships are recorded).
+pub(crate) async fn prepare_delta(
+    args: &MigrateArgs,
+    resume: bool,
+    out: &Output,
+) -> anyhow::Result<Option<ToAuth0>> {
+    let resume = resume && args.work_dir.join(DELTA.store).exists();
+    prepare_in(args, DELTA, resume, out).await
+}
+
+async fn prepare_in(
+    args: &MigrateArgs,
+    files: Files,
+    resume: bool,
+    out: &Output,
+) -> anyhow::Result<Option<ToAuth0>> {
     let roles = !args.skip.contains(&Skip::Roles);
     let groups = !args.skip.contains(&Skip::Groups);
     if args.from != Provider::Authgear || args.to != Provider::Auth0 || !(roles || groups) {
         return Ok(None);
     }
-    let store = args.work_dir.join("tenant.sqlite");
-    let pending = args.work_dir.join("tenant.pending");
-    let resume = resuming(args, &store, &pending);
+    let store = args.work_dir.join(files.store);
+    let pending = args.work_dir.join(files.pending);
     if !args.run.dry_run {
         std::fs::write(&pending, b"")
             .with_context(|| format!("cannot write `{}`", pending.display()))?;
@@ -93,8 +149,11 @@ pub(crate) async fn prepare(args: &MigrateArgs, out: &Output) -> anyhow::Result<
         recorder: Arc::new(Mutex::new(Some(recorder))),
         plan,
         dry_run: args.run.dry_run,
+        roles,
+        groups,
         work_dir: args.work_dir.clone(),
         pending,
+        plan_file: args.work_dir.join(files.plan),
     }))
 }
 
@@ -136,8 +195,35 @@ impl ToAuth0 {
         }))
     }
 
-    /// After the import: assigns what was recorded, says what happened and writes
-    /// `tenant.json` (the plan and the assignments).
+    /// Records one user (a delta's new or changed user); `exact`: its roles and
+    /// groups changed, so what else it holds at Auth0 is taken away after the import.
+    pub(crate) fn record_one(&self, user: &mut UserRecord, exact: bool) {
+        if let Some(rec) = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            rec.record_with(user, exact);
+        }
+    }
+
+    /// Commits what was recorded so far (before a delta pass says it is prepared).
+    pub(crate) fn commit(&self) -> anyhow::Result<()> {
+        if let Some(rec) = self
+            .recorder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            rec.commit()?;
+        }
+        Ok(())
+    }
+
+    /// After the import: assigns what was recorded, makes the exact users' memberships
+    /// exact, says what happened and writes the plan file (`tenant.json`, a delta's
+    /// `tenant-delta.json`: the plan, the assignments and the removals).
     pub(crate) async fn finish(self, out: &Output) -> anyhow::Result<()> {
         let recorder = self
             .recorder
@@ -155,12 +241,22 @@ impl ToAuth0 {
         let report = assign(&self.target, &store, &opts)
             .await
             .map_err(tenant_error)?;
+        let sync_opts = SyncOptions {
+            dry_run: self.dry_run,
+            roles: self.roles,
+            groups: self.groups,
+        };
+        let removals = sync(&self.target, &store, &sync_opts)
+            .await
+            .map_err(tenant_error)?;
         if !self.dry_run {
             let _ = std::fs::remove_file(&self.pending);
         }
         render_assign(&self.plan, &counts, &report, out);
-        let path = self.work_dir.join("tenant.json");
-        let doc = json!({ "plan": self.plan, "recorded": counts, "assignments": report });
+        render_sync(&removals, out);
+        let path = self.plan_file.clone();
+        let doc = json!({ "plan": self.plan, "recorded": counts, "assignments": report,
+                          "removals": removals });
         std::fs::write(&path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
         let s = &self.plan.summary;
@@ -179,7 +275,37 @@ impl ToAuth0 {
                     "users": report.users, "users_found": report.users_found,
                     "looked_up": report.looked_up, "plan": path }),
         );
+        if removals.users > 0 {
+            out.event("tenant_removals", &removals);
+        }
         Ok(())
+    }
+}
+
+/// What [`sync`] took away (a delta's changed users).
+fn render_sync(r: &SyncReport, out: &Output) {
+    if r.users == 0 {
+        return;
+    }
+    if r.dry_run {
+        out.say(format!(
+            "would read {} changed users' roles and organizations at Auth0 and remove what Authgear no longer gives them",
+            r.users
+        ));
+        return;
+    }
+    out.say(format!(
+        "changed users at Auth0: {} read, removed {} role assignments and {} organization memberships they no longer hold at Authgear",
+        r.checked, r.roles_removed, r.groups_removed
+    ));
+    if r.not_found > 0 {
+        out.say(format!(
+            "not made exact: {} changed users are not at Auth0 (their import failed)",
+            r.not_found
+        ));
+    }
+    for why in &r.refused {
+        out.say(format!("not removed: {why}"));
     }
 }
 

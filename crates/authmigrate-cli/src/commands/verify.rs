@@ -16,14 +16,20 @@
 //! source user's role and group keys from it and its TOTP from `--mfa-secrets`,
 //! before the target's mapping reads the user. `--skip` leaves a part uncompared.
 //! `--login-check N` then logs N sampled matched users in (see [`login`]).
+//!
+//! Authgear → Auth0, roles and organizations are compared too: the Auth0 name each
+//! source user's roles and groups get, and what every Auth0 user holds, are read
+//! while the exports run (see [`members`]).
 
 mod login;
+mod members;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use authmigrate_auth0::expect::Observable;
 use authmigrate_auth0::format::Auth0MapOptions;
 use authmigrate_authgear::format::AuthgearMapOptions;
 use authmigrate_core::UserRecord;
@@ -87,7 +93,7 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         .context("cannot start the async runtime")?;
     // The tenant crawl runs while the export jobs do.
     let step = tenant_step(&args, out)?;
-    let ((source, target), tenant) = runtime.block_on(async {
+    let ((source, target), tenant, members) = runtime.block_on(async {
         let crawl = async {
             match step {
                 Some(step) => carry(step).await.map(Some).context(
@@ -97,12 +103,19 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
                 None => Ok(None),
             }
         };
-        tokio::try_join!(exports(&args, out), crawl)
+        tokio::try_join!(exports(&args, out), crawl, members::read(&args, out))
     })?;
     let memberships = tenant.map(|(plan, memberships)| {
         say_tenant(&plan, out);
         memberships
     });
+    let (translation, held) = match members {
+        Some(m) => {
+            m.say(out);
+            (Some(m.translation), Some(m.held))
+        }
+        None => (None, None),
+    };
     let mfa = match &args.mfa_secrets {
         Some(_) if args.skip.contains(&Skip::Mfa) => {
             out.say("note: `--skip mfa`: the MFA export is not read");
@@ -131,6 +144,11 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
             status.push(joined.status());
             Box::new(joined)
         }
+        None => targets,
+    };
+    // Authgear → Auth0: each Auth0 user with the roles and organizations it holds.
+    let targets = match held {
+        Some(held) => members::Members::targets(held, targets),
         None => targets,
     };
     pipelined(
@@ -172,6 +190,11 @@ pub(crate) fn run(args: VerifyArgs, out: &Output) -> anyhow::Result<Status> {
         false,
         Arc::new(MfaJoined::default()),
     );
+    // Authgear → Auth0: the source users' roles and groups as Auth0 names.
+    let sources = match translation {
+        Some(t) => members::Members::sources(t, sources),
+        None => sources,
+    };
     let mut sample = args
         .login_check
         .map(|n| Sample::new(usize::try_from(n).unwrap_or(usize::MAX)));
@@ -293,7 +316,7 @@ fn summary_json(args: &VerifyArgs, s: &Summary) -> serde_json::Value {
 
 /// The tenant step `migrate` runs, Auth0 → Authgear, as a dry run into a store of
 /// verify's own; `None` when roles and groups are both skipped, or in another direction
-/// (Auth0 targets: not observable; the reverse direction is not carried yet).
+/// (Authgear → Auth0: [`members`]).
 fn tenant_step(args: &VerifyArgs, out: &Output) -> anyhow::Result<Option<Step>> {
     let roles = !args.skip.contains(&Skip::Roles);
     let groups = !args.skip.contains(&Skip::Groups);
@@ -361,18 +384,25 @@ struct Expecter {
 }
 
 enum Mapping {
-    /// The options, and whether the target's passwords are observable.
-    Auth0(Auth0MapOptions, bool),
+    /// The options, and what of the target is observable.
+    Auth0(Auth0MapOptions, Observable),
     Authgear(AuthgearMapOptions),
 }
 
 impl Expecter {
     fn new(args: &VerifyArgs) -> anyhow::Result<Self> {
         let mapping = match args.to {
-            Provider::Auth0 => Mapping::Auth0(
-                Auth0MapOptions::default(),
-                args.target_password_hashes.is_some(),
-            ),
+            Provider::Auth0 => {
+                let (roles, groups) = members::compared(args);
+                Mapping::Auth0(
+                    Auth0MapOptions::default(),
+                    Observable {
+                        passwords: args.target_password_hashes.is_some(),
+                        roles,
+                        groups,
+                    },
+                )
+            }
             Provider::Authgear => Mapping::Authgear(authgear_options(&args.map)?),
         };
         let skipped = args
@@ -391,9 +421,7 @@ impl Expecter {
         let mut e = match &self.mapping {
             // No user export tells whether an Auth0 user has a password: only its
             // password-hash export (`--target-password-hashes`) does.
-            Mapping::Auth0(o, passwords) => {
-                authmigrate_auth0::expect::expected(user, o, *passwords)
-            }
+            Mapping::Auth0(o, observe) => authmigrate_auth0::expect::expected(user, o, *observe),
             Mapping::Authgear(o) => authmigrate_authgear::expect::expected(user, o),
         }?;
         for f in &self.skipped {
