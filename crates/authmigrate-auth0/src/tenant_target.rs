@@ -506,6 +506,18 @@ fn answer(what: &str, reply: &HttpReply, needs: Needs) -> Result<Assigned, Backe
                 api_message(reply)
             )))
         }
+        // After the import: what was assigned so far stays, a rerun resumes.
+        StatusCode::FORBIDDEN => Err(BackendError::fatal(
+            format!(
+                "{what}: auth0 answered HTTP 403: {} (the users are imported; rerun with the \
+                 same `--state` once the scopes are granted to finish the memberships)",
+                api_message(reply)
+            ),
+            Some(format!(
+                "grant the application the scopes {} on the Management API, or run with `--skip {}`",
+                needs.scopes, needs.skip
+            )),
+        )),
         _ => check(what, reply, needs).map(|()| Assigned::Done),
     }
 }
