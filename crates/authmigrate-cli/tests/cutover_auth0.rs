@@ -8,51 +8,18 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Env, env, report, text};
+use common::{Env, args, argv, auth0_id, authgear_gql, diffs, env, report, text};
 use serde_json::{Value, json};
 
-fn argv(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-fn args(base: &[&str], extra: &[&str]) -> Vec<String> {
-    base.iter().chain(extra).map(|s| (*s).to_owned()).collect()
-}
-
-/// Admin GraphQL at the Authgear emulator (the source).
+/// Admin GraphQL at the Authgear emulator (the source); it must succeed.
 async fn gql(env: &Env, query: &str, variables: Value) {
-    let token = env
-        .sandbox
-        .authgear()
-        .mint_admin_token(Duration::from_secs(300));
-    let v: Value = reqwest::Client::new()
-        .post(format!("{}/_api/admin/graphql", env.sandbox.base_url()))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = authgear_gql(env, query, variables).await;
     assert!(v["errors"].is_null(), "{v}");
 }
 
 fn node(env: &Env, email: &str) -> String {
     let u = env.sandbox.authgear().user_by_login_id(email).unwrap();
     authmigrate_authgear::graphql::user_node_id(&u.id)
-}
-
-fn auth0_id(env: &Env, email: &str) -> String {
-    env.sandbox
-        .auth0()
-        .user_by_email(email)
-        .unwrap_or_else(|| panic!("{email} at auth0"))["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// (roles, organizations) of a user at Auth0, sorted.
@@ -64,27 +31,31 @@ fn at_auth0(env: &Env, email: &str) -> (Vec<String>, Vec<String>) {
     (roles, a.user_org_names(&id))
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_owned()).collect()
+/// `migrate` (work dir `work`, state `state.json`) or `verify` (work dir `vwork`,
+/// report `verify.json`) from Authgear to Auth0, then `extra`.
+fn command(env: &Env, which: &str, extra: &[&str]) -> Vec<String> {
+    let path = |name: &str| env.path(name).to_str().unwrap().to_owned();
+    let mut v = strings(&[which, "--from", "authgear", "--to", "auth0"]);
+    match which {
+        "migrate" => v.extend([
+            "--work-dir".into(),
+            path("work"),
+            "--state".into(),
+            path("state.json"),
+        ]),
+        _ => v.extend([
+            "--work-dir".into(),
+            path("vwork"),
+            "--report".into(),
+            path("verify.json"),
+        ]),
+    }
+    v.extend(strings(extra));
+    v
 }
 
-/// The `(user, field, expected, got)` of each difference of a report, sorted.
-fn diffs(r: &Value) -> Vec<(String, String, Value, Value)> {
-    let mut d: Vec<_> = r["differences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["user"].as_str().unwrap_or("").to_owned(),
-                d["field"].as_str().unwrap_or("").to_owned(),
-                d["expected"].clone(),
-                d["got"].clone(),
-            )
-        })
-        .collect();
-    d.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    d
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,18 +75,8 @@ async fn verify_and_delta_check_and_carry_roles_and_organizations_to_auth0() {
     ] {
         ag.seed_user(record).unwrap();
     }
-    let (work, state) = (env.path("work"), env.path("state.json"));
-    let migrate = [
-        "migrate",
-        "--from",
-        "authgear",
-        "--to",
-        "auth0",
-        "--work-dir",
-        work.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-    ];
+    let migrate = command(&env, "migrate", &[]);
+    let migrate = argv(&migrate);
     let o = env.run(&argv(&args(&migrate, &[]))).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
@@ -123,18 +84,9 @@ async fn verify_and_delta_check_and_carry_roles_and_organizations_to_auth0() {
         (strings(&["Admin", "viewer"]), strings(&["team_emea"]))
     );
 
-    let (rep, vwork) = (env.path("verify.json"), env.path("vwork"));
-    let verify = [
-        "verify",
-        "--from",
-        "authgear",
-        "--to",
-        "auth0",
-        "--work-dir",
-        vwork.to_str().unwrap(),
-        "--report",
-        rep.to_str().unwrap(),
-    ];
+    let rep = env.path("verify.json");
+    let verify = command(&env, "verify", &[]);
+    let verify = argv(&verify);
     let o = env.run(&argv(&args(&verify, &[]))).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(
@@ -285,35 +237,14 @@ async fn verify_lists_a_role_not_carried_and_skips_on_request() {
     ag.seed_role("admin", Some("Admin"), None);
     ag.seed_user(json!({"email": "a@example.com", "roles": ["admin"]}))
         .unwrap();
-    let (work, state) = (env.path("work"), env.path("state.json"));
-    let migrate = [
-        "migrate",
-        "--from",
-        "authgear",
-        "--to",
-        "auth0",
-        "--work-dir",
-        work.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-        "--skip",
-        "roles",
-    ];
+    let migrate = command(&env, "migrate", &["--skip", "roles"]);
+    let migrate = argv(&migrate);
     let o = env.run(&argv(&args(&migrate, &[]))).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(at_auth0(&env, "a@example.com"), (vec![], vec![]));
-    let (rep, vwork) = (env.path("verify.json"), env.path("vwork"));
-    let verify = [
-        "verify",
-        "--from",
-        "authgear",
-        "--to",
-        "auth0",
-        "--work-dir",
-        vwork.to_str().unwrap(),
-        "--report",
-        rep.to_str().unwrap(),
-    ];
+    let rep = env.path("verify.json");
+    let verify = command(&env, "verify", &[]);
+    let verify = argv(&verify);
     // The role was not carried: verify says so for a.
     let o = env.run(&argv(&args(&verify, &[]))).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -350,18 +281,8 @@ async fn a_delta_without_the_scope_to_remove_members_stops_naming_it_and_the_ski
     ag.seed_group("ops", Some("Ops"), &[]);
     ag.seed_user(json!({"email": "a@example.com", "groups": ["ops"]}))
         .unwrap();
-    let (work, state) = (env.path("work"), env.path("state.json"));
-    let migrate = [
-        "migrate",
-        "--from",
-        "authgear",
-        "--to",
-        "auth0",
-        "--work-dir",
-        work.to_str().unwrap(),
-        "--state",
-        state.to_str().unwrap(),
-    ];
+    let migrate = command(&env, "migrate", &[]);
+    let migrate = argv(&migrate);
     let o = env.run(&argv(&args(&migrate, &[]))).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(at_auth0(&env, "a@example.com").1, ["ops"]);

@@ -8,45 +8,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{Env, env, report, text};
+use common::{Env, args, argv, auth0_id, authgear_gql, diffs, env, report, text};
 use serde_json::{Value, json};
 
 const SECRET: &str = "JBSWY3DPEHPK3PXP";
-
-fn argv(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
-}
-
-fn args(base: &[&str], extra: &[&str]) -> Vec<String> {
-    base.iter().chain(extra).map(|s| (*s).to_owned()).collect()
-}
-
-/// Admin GraphQL at the Authgear emulator.
-async fn gql(env: &Env, query: &str, variables: Value) -> Value {
-    let token = env
-        .sandbox
-        .authgear()
-        .mint_admin_token(Duration::from_secs(300));
-    reqwest::Client::new()
-        .post(format!("{}/_api/admin/graphql", env.sandbox.base_url()))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn auth0_id(env: &Env, email: &str) -> String {
-    env.sandbox.auth0().user_by_email(email).unwrap()["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn at_authgear(env: &Env, email: &str) -> (Vec<String>, Vec<String>) {
     let u = env.sandbox.authgear().user_by_login_id(email).unwrap();
@@ -54,25 +19,6 @@ fn at_authgear(env: &Env, email: &str) -> (Vec<String>, Vec<String>) {
     r.sort();
     g.sort();
     (r, g)
-}
-
-/// The `(user, field, expected, got)` of each difference of a report, sorted.
-fn diffs(r: &Value) -> Vec<(String, String, Value, Value)> {
-    let mut d: Vec<_> = r["differences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["user"].as_str().unwrap_or("").to_owned(),
-                d["field"].as_str().unwrap_or("").to_owned(),
-                d["expected"].clone(),
-                d["got"].clone(),
-            )
-        })
-        .collect();
-    d.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +169,7 @@ async fn verify_and_delta_carry_and_check_roles_groups_and_totp() {
         .authgear()
         .user_by_login_id("user_03@example.com")
         .unwrap();
-    let v = gql(
+    let v = authgear_gql(
         &env,
         "mutation($u: ID!) { removeRoleFromUsers(input: {roleKey: \"viewer\", userIDs: [$u]}) { role { key } } }",
         json!({ "u": authmigrate_authgear::graphql::user_node_id(&three.id) }),

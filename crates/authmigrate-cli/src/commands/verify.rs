@@ -340,17 +340,23 @@ fn tenant_step(args: &VerifyArgs, out: &Output) -> anyhow::Result<Option<Step>> 
     Ok(Some(step))
 }
 
-/// Says what the crawl found, and which roles and groups the target lacks (a dry
-/// run's `create`: `migrate` would create them).
-fn say_tenant(plan: &Plan, out: &Output) {
-    let s = &plan.summary;
-    let lacking = |list: &[authmigrate_core::tenant::engine::PlannedEntry]| -> Vec<String> {
+/// The target keys of the roles and of the groups a dry-run plan would create: what
+/// the target lacks.
+fn lacking(plan: &Plan) -> (Vec<String>, Vec<String>) {
+    let keys = |list: &[authmigrate_core::tenant::engine::PlannedEntry]| -> Vec<String> {
         list.iter()
             .filter(|e| e.action == "create")
             .map(|e| e.key.clone())
             .collect()
     };
-    let (roles, groups) = (lacking(&plan.roles), lacking(&plan.groups));
+    (keys(&plan.roles), keys(&plan.groups))
+}
+
+/// Says what the crawl found, and which roles and groups the target lacks (a dry
+/// run's `create`: `migrate` would create them).
+fn say_tenant(plan: &Plan, out: &Output) {
+    let s = &plan.summary;
+    let (roles, groups) = lacking(plan);
     out.say(format!(
         "roles: {} at the source ({} user role assignments), {} of them at the target; \
          groups (Auth0 organizations): {} at the source ({} memberships), {} of them at the target",

@@ -79,3 +79,61 @@ pub fn text(o: &Output) -> String {
 pub fn report(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+
+/// Borrowed arguments for [`Env::run`].
+pub fn argv(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// `base` followed by `extra`, owned.
+pub fn args(base: &[&str], extra: &[&str]) -> Vec<String> {
+    base.iter().chain(extra).map(|s| (*s).to_owned()).collect()
+}
+
+/// The `(user, field, expected, got)` of each difference of a verify report, sorted.
+pub fn diffs(r: &Value) -> Vec<(String, String, Value, Value)> {
+    let mut d: Vec<_> = r["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["user"].as_str().unwrap_or("").to_owned(),
+                d["field"].as_str().unwrap_or("").to_owned(),
+                d["expected"].clone(),
+                d["got"].clone(),
+            )
+        })
+        .collect();
+    d.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    d
+}
+
+/// Admin GraphQL at the Authgear emulator: the answer.
+pub async fn authgear_gql(env: &Env, query: &str, variables: Value) -> Value {
+    let token = env
+        .sandbox
+        .authgear()
+        .mint_admin_token(Duration::from_secs(300));
+    reqwest::Client::new()
+        .post(format!("{}/_api/admin/graphql", env.sandbox.base_url()))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The Auth0 emulator's `user_id` of the user with this e-mail.
+pub fn auth0_id(env: &Env, email: &str) -> String {
+    env.sandbox
+        .auth0()
+        .user_by_email(email)
+        .unwrap_or_else(|| panic!("{email} at auth0"))["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

@@ -9,7 +9,7 @@
 //! `GET /users/{id}/organizations` lists a user's organizations in creation order.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -308,28 +308,48 @@ async fn list_members(
     )
 }
 
+/// What `POST` and `DELETE /organizations/{id}/members` check alike, in order: the
+/// scope, the body's `members`, at most 10 of them, the organization. The lock, the
+/// organization's index and the member ids, or the answer.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the finished HTTP answer"
+)]
+fn members_request<'a>(
+    state: &'a Auth0State,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    scope: &str,
+) -> Result<(MutexGuard<'a, Inner>, usize, Vec<String>), Response> {
+    state.authorize(headers, &[scope])?;
+    let members = list_body(body, "members")?;
+    if members.len() > 10 {
+        // DOCS assign-members.mdx: "You can send a maximum of 10 members per
+        // organization per request." (the answer's exact text is not recorded); applied
+        // to the DELETE as well (our reading: the docs state it for adding).
+        return Err(bad_request(
+            "You can send a maximum of 10 members per organization per request.",
+        ));
+    }
+    let inner = state.lock();
+    let Some(i) = inner.org_index(id) else {
+        return Err(org_not_found());
+    };
+    Ok((inner, i, members))
+}
+
 async fn add_members(
     State(state): State<Arc<Auth0State>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = state.authorize(&headers, &["create:organization_members"]) {
-        return r;
-    }
-    let members = match list_body(&body, "members") {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    if members.len() > 10 {
-        // DOCS assign-members.mdx: "You can send a maximum of 10 members per
-        // organization per request." (the answer's exact text is not recorded).
-        return bad_request("You can send a maximum of 10 members per organization per request.");
-    }
-    let mut inner = state.lock();
-    let Some(i) = inner.org_index(&id) else {
-        return org_not_found();
-    };
+    let (mut inner, i, members) =
+        match members_request(&state, &headers, &id, &body, "create:organization_members") {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     // "the user must already exist in your tenant"; the answer's text is not recorded.
     if let Some(u) = members.iter().find(|u| !inner.user_exists(u)) {
         return bad_request(&format!("The user {u} does not exist."));
@@ -355,22 +375,11 @@ async fn remove_members(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = state.authorize(&headers, &["delete:organization_members"]) {
-        return r;
-    }
-    let members = match list_body(&body, "members") {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    if members.len() > 10 {
-        // The POST's documented "maximum of 10 members per organization per request",
-        // applied to the DELETE as well (our reading; the docs state it for adding).
-        return bad_request("You can send a maximum of 10 members per organization per request.");
-    }
-    let mut inner = state.lock();
-    let Some(i) = inner.org_index(&id) else {
-        return org_not_found();
-    };
+    let (mut inner, i, members) =
+        match members_request(&state, &headers, &id, &body, "delete:organization_members") {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     // Our choice: ids that are not members (or not users at all) are a no-op. The docs
     // list no answer for them, and the end state is the one asked for.
     inner.rbac.orgs[i].remove_members(&members);

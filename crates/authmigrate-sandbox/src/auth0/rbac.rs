@@ -5,7 +5,7 @@
 //! page by offset (stopping at 1000 records) or by checkpoint (`from`/`take`/`next`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -509,31 +509,53 @@ async fn user_roles(
     paging::respond(all, "roles", req, PLAIN)
 }
 
+/// What `POST` and `DELETE /users/{id}/roles` check alike, in order: the scopes (any
+/// of), the body's `roles`, the user, each role id. The lock and the role ids, or the
+/// answer.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the finished HTTP answer"
+)]
+fn user_roles_request<'a>(
+    state: &'a Auth0State,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    scopes: &[&str],
+) -> Result<(MutexGuard<'a, Inner>, Vec<String>), Response> {
+    state.authorize(headers, scopes)?;
+    let roles = list_body(body, "roles")?;
+    let inner = state.lock();
+    if !inner.user_exists(id) {
+        return Err(api_error(
+            StatusCode::NOT_FOUND,
+            "The user does not exist.",
+            "inexistent_user",
+        ));
+    }
+    // An unknown role id: the answer's text is not in the sources read.
+    if let Some(r) = roles.iter().find(|r| !inner.rbac.roles.contains_key(*r)) {
+        return Err(not_found(&format!("The role {r} does not exist.")));
+    }
+    Ok((inner, roles))
+}
+
 async fn assign_user_roles(
     State(state): State<Arc<Auth0State>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = state.authorize(&headers, &["update:users", "create:role_members"]) {
-        return r;
-    }
-    let roles = match list_body(&body, "roles") {
-        Ok(r) => r,
+    let (mut inner, roles) = match user_roles_request(
+        &state,
+        &headers,
+        &id,
+        &body,
+        &["update:users", "create:role_members"],
+    ) {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let mut inner = state.lock();
-    if !inner.user_exists(&id) {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "The user does not exist.",
-            "inexistent_user",
-        );
-    }
-    // An unknown role id: the answer's text is not in the sources read.
-    if let Some(r) = roles.iter().find(|r| !inner.rbac.roles.contains_key(*r)) {
-        return not_found(&format!("The role {r} does not exist."));
-    }
     // "Roles per User | 50" (entity-limit policy); the real answer's text is unknown.
     let mut after: HashSet<&str> = inner
         .rbac
@@ -565,25 +587,16 @@ async fn unassign_user_roles(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = state.authorize(&headers, &["update:users", "delete:role_members"]) {
-        return r;
-    }
-    let roles = match list_body(&body, "roles") {
-        Ok(r) => r,
+    let (mut inner, roles) = match user_roles_request(
+        &state,
+        &headers,
+        &id,
+        &body,
+        &["update:users", "delete:role_members"],
+    ) {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let mut inner = state.lock();
-    if !inner.user_exists(&id) {
-        return api_error(
-            StatusCode::NOT_FOUND,
-            "The user does not exist.",
-            "inexistent_user",
-        );
-    }
-    // An unknown role id: answered as the POST answers it (text not in the sources).
-    if let Some(r) = roles.iter().find(|r| !inner.rbac.roles.contains_key(*r)) {
-        return not_found(&format!("The role {r} does not exist."));
-    }
     for r in &roles {
         inner.rbac.unassign(r, &id);
     }

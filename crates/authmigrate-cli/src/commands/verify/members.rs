@@ -18,7 +18,6 @@ use authmigrate_auth0::tenant::Auth0Tenant;
 use authmigrate_auth0::tenant_target::Auth0TenantTarget;
 use authmigrate_authgear::tenant::AuthgearTenant;
 use authmigrate_core::driver::InputRecord;
-use authmigrate_core::tenant::engine::PlannedEntry;
 use authmigrate_core::tenant::{HeldMemberships, Plan, TenantOptions, Translation, read_held, run};
 use authmigrate_core::workstore::WorkStore;
 use serde_json::json;
@@ -107,13 +106,7 @@ impl Members {
     /// Says what was read, and which Authgear roles and groups Auth0 lacks (their
     /// users are then listed as different).
     pub(super) fn say(&self, out: &Output) {
-        let lacking = |list: &[PlannedEntry]| -> Vec<String> {
-            list.iter()
-                .filter(|e| e.action == "create")
-                .map(|e| e.key.clone())
-                .collect()
-        };
-        let (roles, groups) = (lacking(&self.plan.roles), lacking(&self.plan.groups));
+        let (roles, groups) = super::lacking(&self.plan);
         let s = &self.plan.summary;
         let h = self.held.counts();
         out.say(format!(
