@@ -42,22 +42,28 @@ pub struct HeldMemberships {
 }
 
 impl HeldMemberships {
-    /// The role names and group names the target user `user_id` holds, sorted.
+    /// The role names and group names the target user `user_id` holds, sorted (one
+    /// look-up).
     pub fn of(&self, user_id: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
-        let q = |kind: &str| -> Result<Vec<String>, StoreError> {
-            let conn = self.store.conn();
-            let mut st = conn
-                .prepare_cached(
-                    "SELECT name FROM held WHERE user_id = ?1 AND kind = ?2 ORDER BY name",
-                )
-                .map_err(|e| self.store.error(e))?;
-            let rows = st
-                .query_map(params![user_id, kind], |r| r.get::<_, String>(0))
-                .map_err(|e| self.store.error(e))?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.store.error(e))
-        };
-        Ok((q("role")?, q("group")?))
+        let conn = self.store.conn();
+        let mut st = conn
+            .prepare_cached("SELECT kind, name FROM held WHERE user_id = ?1 ORDER BY kind, name")
+            .map_err(|e| self.store.error(e))?;
+        let rows = st
+            .query_map(params![user_id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| self.store.error(e))?;
+        let (mut roles, mut groups) = (Vec::new(), Vec::new());
+        for row in rows {
+            let (kind, name) = row.map_err(|e| self.store.error(e))?;
+            if kind == "role" {
+                roles.push(name);
+            } else {
+                groups.push(name);
+            }
+        }
+        Ok((roles, groups))
     }
 
     /// What was read.

@@ -169,4 +169,6 @@ pub trait TenantTarget: Send + Sync {
 }
 
 #[cfg(test)]
+mod held_bench;
+#[cfg(test)]
 mod tests;

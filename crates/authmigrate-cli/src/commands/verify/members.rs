@@ -7,7 +7,7 @@
 //!   its groups give, and its groups are turned into those names by the one
 //!   [`Translation`] the recorder of `migrate` uses.
 //! - Held: every Auth0 role's users and every organization's members, read through
-//!   the Auth0 tenant source into `verify-held.sqlite` ([`read_held`]), and set on
+//!   the Auth0 tenant source into a scratch store in the work dir ([`read_held`]), and set on
 //!   each exported Auth0 user by its id before the comparison.
 //!
 //! Both reads run while the export jobs do. `--skip roles|groups` leaves a part
@@ -86,15 +86,17 @@ pub(super) async fn read(args: &VerifyArgs, out: &Output) -> anyhow::Result<Opti
         .map_err(tenant_error)
         .context(context)?;
     let translation = Translation::new(&memberships.into_store(), roles, groups)?;
-    let held_path = args.work_dir.join("verify-held.sqlite");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", held_path.display()));
-    }
+    // Scratch data: a temporary store in the work dir, removed when verify ends.
     let tenant = Auth0Tenant::new(&auth0).map_err(backend_error)?;
-    let held = read_held(&tenant, WorkStore::open(&held_path)?, roles, groups)
-        .await
-        .map_err(tenant_error)
-        .context(context)?;
+    let held = read_held(
+        &tenant,
+        WorkStore::temporary(Some(&args.work_dir))?,
+        roles,
+        groups,
+    )
+    .await
+    .map_err(tenant_error)
+    .context(context)?;
     Ok(Some(Members {
         translation,
         held,
