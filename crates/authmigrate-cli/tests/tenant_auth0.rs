@@ -35,13 +35,7 @@ async fn seeded() -> Env {
 }
 
 fn id(env: &Env, email: &str) -> String {
-    env.sandbox
-        .auth0()
-        .user_by_email(email)
-        .unwrap_or_else(|| panic!("{email} at auth0"))["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    common::auth0_id(env, email)
 }
 
 fn roles_of(env: &Env, email: &str) -> Vec<String> {
