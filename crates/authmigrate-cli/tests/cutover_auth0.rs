@@ -4,7 +4,8 @@
 //! given at Authgear, and a role given at Auth0 by hand, are exactly the differences;
 //! `migrate --delta` sends exactly the changed users, assigns what they gained and
 //! takes away at Auth0 what they lost; afterwards only the target-side change is
-//! left, and a second delta sends nothing.
+//! left, and a second delta sends nothing. A delta killed during its assignments
+//! finishes (assignments and removals) when run again.
 
 mod common;
 
@@ -302,5 +303,73 @@ async fn a_delta_without_the_scope_to_remove_members_stops_naming_it_and_the_ski
         at_auth0(&env, "a@example.com").1,
         ["ops"],
         "nothing removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_killed_during_its_assignments_finishes_when_run_again() {
+    let env = env().await;
+    let ag = env.sandbox.authgear();
+    ag.seed_role("admin", Some("Admin"), None);
+    ag.seed_group("ops", Some("Ops"), &[]);
+    ag.seed_user(json!({"email": "a@example.com", "roles": ["admin"]}))
+        .unwrap();
+    ag.seed_user(json!({"email": "b@example.com"})).unwrap();
+    let migrate = command(&env, "migrate", &[]);
+    let migrate = argv(&migrate);
+    let o = env.run(&migrate).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // a loses admin and joins ops; b joins ops.
+    for (email, mutation) in [
+        (
+            "a@example.com",
+            "removeUserFromRoles(input: {userID: $u, roleKeys: [\"admin\"]})",
+        ),
+        (
+            "a@example.com",
+            "addUserToGroups(input: {userID: $u, groupKeys: [\"ops\"]})",
+        ),
+        (
+            "b@example.com",
+            "addUserToGroups(input: {userID: $u, groupKeys: [\"ops\"]})",
+        ),
+    ] {
+        gql(
+            &env,
+            &format!("mutation($u: ID!) {{ {mutation} {{ user {{ id }} }} }}"),
+            json!({ "u": node(&env, email) }),
+        )
+        .await;
+    }
+    let delta = args(&migrate, &["--delta"]);
+    let o = env
+        .run_env(
+            &argv(&delta),
+            &[("AUTHMIGRATE_TEST_ABORT_AT", "tenant-assign:1")],
+        )
+        .await;
+    assert_ne!(o.status.code(), Some(0), "aborted: {}", text(&o));
+    assert_eq!(
+        at_auth0(&env, "a@example.com"),
+        (strings(&["Admin"]), strings(&["ops"])),
+        "killed after the memberships, before the removals"
+    );
+    let o = env.run(&argv(&delta)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("resuming the delta pass"), "{out}");
+    assert!(
+        out.contains("removed 1 role assignments and 0 organization memberships"),
+        "{out}"
+    );
+    assert_eq!(at_auth0(&env, "a@example.com"), (vec![], strings(&["ops"])));
+    assert_eq!(at_auth0(&env, "b@example.com"), (vec![], strings(&["ops"])));
+    // Nothing is left to send.
+    let o = env.run(&argv(&delta)).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("0 new, 0 changed, 2 unchanged"),
+        "{}",
+        text(&o)
     );
 }
