@@ -42,23 +42,31 @@ pub struct Auth0Tenant {
 pub(crate) struct Needs {
     pub(crate) skip: &'static str,
     pub(crate) scopes: &'static str,
+    /// The request comes after the users' import (assigning or reading memberships):
+    /// a 403 then says the users are in and a rerun finishes, not that nothing was
+    /// written.
+    pub(crate) after_import: bool,
 }
 
 pub(crate) const ROLES: Needs = Needs {
     skip: "roles",
     scopes: "read:roles",
+    after_import: false,
 };
 const ROLE_USERS: Needs = Needs {
     skip: "roles",
     scopes: "read:users, read:roles, read:role_members",
+    after_import: false,
 };
 pub(crate) const ORGS: Needs = Needs {
     skip: "groups",
     scopes: "read:organizations",
+    after_import: false,
 };
 const MEMBERS: Needs = Needs {
     skip: "groups",
     scopes: "read:organization_members, read:organization_member_roles",
+    after_import: false,
 };
 
 impl Auth0Tenant {
@@ -180,8 +188,14 @@ pub(crate) fn check(what: &str, reply: &HttpReply, needs: Needs) -> Result<(), B
         s if s.is_success() => Ok(()),
         StatusCode::FORBIDDEN => Err(BackendError::fatal(
             format!(
-                "{what}: auth0 answered HTTP 403: {} (nothing was written)",
-                api_message(reply)
+                "{what}: auth0 answered HTTP 403: {} ({})",
+                api_message(reply),
+                if needs.after_import {
+                    "the users are imported; rerun the same command with the same `--state` \
+                     once the scopes are granted to finish the memberships"
+                } else {
+                    "nothing was written"
+                }
             ),
             Some(format!(
                 "grant the application the scopes {} on the Management API, or run with `--skip {}`",

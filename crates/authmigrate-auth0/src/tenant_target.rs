@@ -56,34 +56,42 @@ const MAX_DISPLAY_NAME: usize = 255;
 const CREATE_ROLES: Needs = Needs {
     skip: "roles",
     scopes: "create:roles, read:roles",
+    after_import: false,
 };
 const ASSIGN_ROLES: Needs = Needs {
     skip: "roles",
     scopes: "update:roles, create:role_members",
+    after_import: true,
 };
 const CREATE_ORGS: Needs = Needs {
     skip: "groups",
     scopes: "create:organizations, read:organizations",
+    after_import: false,
 };
 const ADD_MEMBERS: Needs = Needs {
     skip: "groups",
     scopes: "create:organization_members",
+    after_import: true,
 };
 const USER_ROLES: Needs = Needs {
     skip: "roles",
     scopes: "read:users, read:roles, read:role_members",
+    after_import: true,
 };
 const USER_ORGS: Needs = Needs {
     skip: "groups",
     scopes: "read:organizations",
+    after_import: true,
 };
 const REMOVE_ROLES: Needs = Needs {
     skip: "roles",
     scopes: "update:users, delete:role_members",
+    after_import: true,
 };
 const REMOVE_MEMBERS: Needs = Needs {
     skip: "groups",
     scopes: "delete:organization_members",
+    after_import: true,
 };
 
 /// The Auth0 [`TenantTarget`] and [`MemberTarget`].
@@ -506,18 +514,6 @@ fn answer(what: &str, reply: &HttpReply, needs: Needs) -> Result<Assigned, Backe
                 api_message(reply)
             )))
         }
-        // After the import: what was assigned so far stays, a rerun resumes.
-        StatusCode::FORBIDDEN => Err(BackendError::fatal(
-            format!(
-                "{what}: auth0 answered HTTP 403: {} (the users are imported; rerun with the \
-                 same `--state` once the scopes are granted to finish the memberships)",
-                api_message(reply)
-            ),
-            Some(format!(
-                "grant the application the scopes {} on the Management API, or run with `--skip {}`",
-                needs.scopes, needs.skip
-            )),
-        )),
         _ => check(what, reply, needs).map(|()| Assigned::Done),
     }
 }

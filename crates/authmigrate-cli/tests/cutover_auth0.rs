@@ -298,6 +298,7 @@ async fn a_delta_without_the_scope_to_remove_members_stops_naming_it_and_the_ski
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("403"), "{stderr}");
     assert!(stderr.contains("delete:organization_members"), "{stderr}");
+    assert!(stderr.contains("the users are imported"), "{stderr}");
     assert!(stderr.contains("--skip groups"), "{stderr}");
     assert_eq!(
         at_auth0(&env, "a@example.com").1,
