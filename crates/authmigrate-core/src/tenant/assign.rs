@@ -346,6 +346,11 @@ fn tenant_err(store: &WorkStore) -> impl Fn(rusqlite::Error) -> TenantError + '_
     move |e| TenantError::Store(store.error(e))
 }
 
+/// A count over the tenant tables.
+pub(super) fn count(store: &WorkStore, sql: &str) -> Result<u64, TenantError> {
+    scalar(store, sql, [])
+}
+
 fn scalar(store: &WorkStore, sql: &str, p: impl rusqlite::Params) -> Result<u64, TenantError> {
     store
         .conn()

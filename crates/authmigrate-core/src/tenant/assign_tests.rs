@@ -461,3 +461,46 @@ fn the_translation_gives_own_roles_then_group_roles_and_counts_unknown_keys() {
     );
     assert!(got.groups.is_empty());
 }
+
+#[tokio::test]
+async fn sync_pages_through_more_changed_users_than_a_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2500;
+    let t = Auth0Like {
+        exported: (0..n)
+            .map(|i| (format!("auth0|{i}"), Some(format!("u{i}@x.io")), None))
+            .collect(),
+        ..Auth0Like::default()
+    };
+    for i in 0..n {
+        t.held
+            .lock()
+            .unwrap()
+            .push((Kind::Role, "viewer".into(), format!("auth0|{i}")));
+    }
+    let (_, members) = run(&RecordsSource, &t, &opts(dir.path(), false))
+        .await
+        .unwrap();
+    let mut rec = Recorder::new(members.into_store(), true, true).unwrap();
+    for i in 0..n {
+        rec.record_with(&mut user(Some(&format!("u{i}@x.io")), None, &[], &[]), true);
+    }
+    let (store, _) = rec.finish().unwrap();
+    assign(&t, &store, &assign_opts(dir.path())).await.unwrap();
+    let s = sync(
+        &t,
+        &store,
+        &SyncOptions {
+            dry_run: false,
+            roles: true,
+            groups: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (s.users, s.checked, s.roles_removed),
+        (n as u64, n as u64, n as u64)
+    );
+    assert!(held(&t).is_empty(), "every changed user lost the role");
+}

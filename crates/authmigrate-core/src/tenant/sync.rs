@@ -60,74 +60,101 @@ pub async fn sync(
     store: &WorkStore,
     opts: &SyncOptions,
 ) -> Result<SyncReport, TenantError> {
-    let pending: Vec<(String, Option<String>)> = {
-        let conn = store.conn();
-        let mut st = conn
-            .prepare(
-                "SELECT e.ukey, t.id FROM tenant_exact e LEFT JOIN tenant_target_user t USING (ukey)
-                 WHERE e.status = 0 ORDER BY e.ukey",
-            )
-            .map_err(tenant_err(store))?;
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(tenant_err(store))?
-            .collect::<Result<_, _>>()
-            .map_err(tenant_err(store))?
-    };
     let mut report = SyncReport {
         dry_run: opts.dry_run,
-        users: pending.len() as u64,
+        users: super::assign::count(store, "SELECT COUNT(*) FROM tenant_exact WHERE status = 0")?,
         ..SyncReport::default()
     };
     if opts.dry_run {
         return Ok(report);
     }
-    for (ukey, id) in pending {
-        let Some(id) = id else {
-            report.not_found += 1;
-            continue;
+    // Page by page in key order (bounded memory however many users changed).
+    let mut after = String::new();
+    loop {
+        let page = pending_page(store, &after)?;
+        let Some((last, _)) = page.last() else {
+            break;
         };
-        let held = target.held(&id, opts.roles, opts.groups).await?;
-        report.checked += 1;
-        let wanted = recorded(store, &ukey)?;
-        for (kind, carried, have) in [
-            (Kind::Role, opts.roles, held.roles),
-            (Kind::Group, opts.groups, held.groups),
-        ] {
-            if !carried {
+        after = last.clone();
+        for (ukey, id) in page {
+            let Some(id) = id else {
+                report.not_found += 1;
                 continue;
-            }
-            let extra: Vec<String> = have
-                .into_iter()
-                .filter(|k| !wanted.contains(&(kind, k.to_lowercase())))
-                .collect();
-            if extra.is_empty() {
-                continue;
-            }
-            match target.unassign(&id, kind, &extra).await? {
-                Assigned::Done => match kind {
-                    Kind::Role => report.roles_removed += extra.len() as u64,
-                    Kind::Group => report.groups_removed += extra.len() as u64,
-                },
-                Assigned::Refused(why) => {
-                    if report.refused.len() < 100 {
-                        report.refused.push(format!(
-                            "{} {}: {why}",
-                            kind.as_str(),
-                            extra.join(", ")
-                        ));
-                    }
+            };
+            make_exact(target, store, opts, &ukey, &id, &mut report).await?;
+        }
+    }
+    Ok(report)
+}
+
+/// Users a page: the pending exact users after `after`, with their target ids.
+const PAGE: i64 = 1000;
+
+fn pending_page(
+    store: &WorkStore,
+    after: &str,
+) -> Result<Vec<(String, Option<String>)>, TenantError> {
+    let conn = store.conn();
+    let mut st = conn
+        .prepare_cached(
+            "SELECT e.ukey, t.id FROM tenant_exact e LEFT JOIN tenant_target_user t USING (ukey)
+             WHERE e.status = 0 AND e.ukey > ?1 ORDER BY e.ukey LIMIT ?2",
+        )
+        .map_err(tenant_err(store))?;
+    st.query_map(params![after, PAGE], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(tenant_err(store))?
+        .collect::<Result<_, _>>()
+        .map_err(tenant_err(store))
+}
+
+/// Reads what one user holds, removes what was not recorded, marks the user done.
+async fn make_exact(
+    target: &dyn MemberTarget,
+    store: &WorkStore,
+    opts: &SyncOptions,
+    ukey: &str,
+    id: &str,
+    report: &mut SyncReport,
+) -> Result<(), TenantError> {
+    let held = target.held(id, opts.roles, opts.groups).await?;
+    report.checked += 1;
+    let wanted = recorded(store, ukey)?;
+    for (kind, carried, have) in [
+        (Kind::Role, opts.roles, held.roles),
+        (Kind::Group, opts.groups, held.groups),
+    ] {
+        if !carried {
+            continue;
+        }
+        let extra: Vec<String> = have
+            .into_iter()
+            .filter(|k| !wanted.contains(&(kind, k.to_lowercase())))
+            .collect();
+        if extra.is_empty() {
+            continue;
+        }
+        match target.unassign(id, kind, &extra).await? {
+            Assigned::Done => match kind {
+                Kind::Role => report.roles_removed += extra.len() as u64,
+                Kind::Group => report.groups_removed += extra.len() as u64,
+            },
+            Assigned::Refused(why) => {
+                if report.refused.len() < 100 {
+                    report
+                        .refused
+                        .push(format!("{} {}: {why}", kind.as_str(), extra.join(", ")));
                 }
             }
         }
-        store
-            .conn()
-            .execute(
-                "UPDATE tenant_exact SET status = 1 WHERE ukey = ?1",
-                params![ukey],
-            )
-            .map_err(tenant_err(store))?;
     }
-    Ok(report)
+    store
+        .conn()
+        .execute(
+            "UPDATE tenant_exact SET status = 1 WHERE ukey = ?1",
+            params![ukey],
+        )
+        .map_err(tenant_err(store))?;
+    Ok(())
 }
 
 /// The recorded (kind, lower-cased key) pairs of one user.
