@@ -367,17 +367,39 @@ fn say_tenant(plan: &Plan, out: &Output) {
         s.groups.assignments,
         s.groups.source - groups.len() as u64,
     ));
-    for (kind, keys) in [("role", &roles), ("group", &groups)] {
+    let counts = (s.roles.assignments, s.groups.assignments);
+    say_lacking(
+        plan,
+        counts,
+        ("group", "the target"),
+        (&roles, &groups),
+        out,
+    );
+}
+
+/// Warns of each role and group the target lacks (`labels`: what a group is called
+/// and what the target is), and sends the `tenant` event with the source's counts and
+/// `assignments` (role assignments, memberships).
+fn say_lacking(
+    plan: &Plan,
+    assignments: (u64, u64),
+    labels: (&str, &str),
+    (roles, groups): (&[String], &[String]),
+    out: &Output,
+) {
+    let (group, target) = labels;
+    for (kind, keys) in [("role", roles), (group, groups)] {
         for key in keys {
             out.say(format!(
-                "warning: the {kind} `{key}` is not at the target (its users are listed as different)"
+                "warning: the {kind} `{key}` is not at {target} (its users are listed as different)"
             ));
         }
     }
+    let s = &plan.summary;
     out.event(
         "tenant",
         json!({ "roles": s.roles.source, "groups": s.groups.source,
-                "role_assignments": s.roles.assignments, "memberships": s.groups.assignments,
+                "role_assignments": assignments.0, "memberships": assignments.1,
                 "roles_not_at_target": roles, "groups_not_at_target": groups }),
     );
 }

@@ -20,7 +20,6 @@ use authmigrate_authgear::tenant::AuthgearTenant;
 use authmigrate_core::driver::InputRecord;
 use authmigrate_core::tenant::{HeldMemberships, Plan, TenantOptions, Translation, read_held, run};
 use authmigrate_core::workstore::WorkStore;
-use serde_json::json;
 
 use super::super::tenant_auth0::tenant_error;
 use crate::backends::{auth0_settings, authgear_settings, backend_error};
@@ -121,18 +120,12 @@ impl Members {
             s.groups.source.saturating_sub(groups.len() as u64),
             h.memberships,
         ));
-        for (kind, keys) in [("role", &roles), ("organization", &groups)] {
-            for key in keys {
-                out.say(format!(
-                    "warning: the {kind} `{key}` is not at Auth0 (its users are listed as different)"
-                ));
-            }
-        }
-        out.event(
-            "tenant",
-            json!({ "roles": s.roles.source, "groups": s.groups.source,
-                    "role_assignments": h.role_assignments, "memberships": h.memberships,
-                    "roles_not_at_target": roles, "groups_not_at_target": groups }),
+        super::say_lacking(
+            &self.plan,
+            (h.role_assignments, h.memberships),
+            ("organization", "Auth0"),
+            (&roles, &groups),
+            out,
         );
     }
 
